@@ -1,0 +1,117 @@
+"""Builds the run's configuration from the defaults, a YAML file and overrides.
+
+Every mistake a user can make here (a missing file, a misspelt key, a value
+of the wrong type or outside its choices) becomes one ``ConfigError`` whose
+message names the key, so that tools can print it without a traceback.
+"""
+import os
+
+import yaml
+from yacs.config import CfgNode
+
+from .defaults import _C
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, with a message meant for the user."""
+
+
+# Keys whose values come from a closed set; checked after every merge.
+CHOICES = {
+    "MODEL.NAME": ("resnet18", "resnet34", "resnet50"),
+    "MODEL.NECK": ("bnneck", "no"),
+    "MODEL.PRETRAIN_CHOICE": ("imagenet", "self", "none"),
+    "MODEL.IF_LABELSMOOTH": ("on", "off"),
+    "MODEL.METRIC_LOSS_TYPE": ("triplet", "center", "triplet_center", "none"),
+    "DATALOADER.SAMPLER": ("softmax", "softmax_triplet"),
+    "SOLVER.OPTIMIZER_NAME": ("Adam", "AdamW", "SGD"),
+    "SOLVER.WARMUP_METHOD": ("linear", "constant"),
+    "SOLVER.AMP": ("auto", "off", "fp16", "bf16"),
+    "DISENTANGLE.DOMAIN_LABEL": ("auto", "dataset", "camera"),
+    "TEST.RE_RANKING": ("yes", "no"),
+    "TEST.NECK_FEAT": ("after", "before"),
+    "TEST.FEAT_NORM": ("yes", "no"),
+    "TEST.DISTANCE": ("euclidean", "cosine"),
+}
+DATASET_NAMES = ("veri", "vehiclex", "opri")
+
+
+def get_default_cfg():
+    """A fresh, mutable copy of the defaults."""
+    return _C.clone()
+
+
+def _lookup(cfg, dotted):
+    node = cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def _validate(cfg):
+    for key, allowed in CHOICES.items():
+        value = _lookup(cfg, key)
+        if value not in allowed:
+            raise ConfigError(f"{key} = {value!r} is not one of {', '.join(map(repr, allowed))}")
+    sources = [s.lower() for s in cfg.DATASETS.SOURCES]
+    if not sources:
+        raise ConfigError("DATASETS.SOURCES is empty: name one or more of veri, vehiclex, opri")
+    for name in sources + [cfg.DATASETS.TARGET.lower()]:
+        if name not in DATASET_NAMES:
+            key = "DATASETS.TARGET" if name == cfg.DATASETS.TARGET.lower() else "DATASETS.SOURCES"
+            raise ConfigError(f"{key}: unknown dataset {name!r}; known: {', '.join(DATASET_NAMES)}")
+    if cfg.DATASETS.TARGET.lower() == "vehiclex":
+        raise ConfigError("DATASETS.TARGET = 'vehiclex': VehicleX has no query/gallery split")
+    if len(set(sources)) != len(sources):
+        raise ConfigError(f"DATASETS.SOURCES names a dataset twice: {list(cfg.DATASETS.SOURCES)}")
+    for key in ("INPUT.SIZE_TRAIN", "INPUT.SIZE_TEST", "DISENTANGLE.IMAGE.SIZE"):
+        size = _lookup(cfg, key)
+        if len(size) != 2 or min(size) <= 0:
+            raise ConfigError(f"{key} = {list(size)} must be [height, width] with positive values")
+    if cfg.DATALOADER.SAMPLER == "softmax_triplet" and cfg.SOLVER.IMS_PER_BATCH % cfg.DATALOADER.NUM_INSTANCE:
+        raise ConfigError(
+            f"SOLVER.IMS_PER_BATCH = {cfg.SOLVER.IMS_PER_BATCH} is not a multiple of "
+            f"DATALOADER.NUM_INSTANCE = {cfg.DATALOADER.NUM_INSTANCE}")
+    if list(cfg.SOLVER.STEPS) != sorted(cfg.SOLVER.STEPS):
+        raise ConfigError(f"SOLVER.STEPS = {list(cfg.SOLVER.STEPS)} must be increasing")
+
+
+def _yacs_message(err, origin):
+    text = str(err.args[0]) if err.args else str(err)
+    if text.startswith("Non-existent config key: "):
+        key = text[len("Non-existent config key: "):]
+        return f"{origin}: unknown config key {key} (see config/defaults.py for the keys)"
+    return f"{origin}: {text}"
+
+
+def load_cfg(config_file="", opts=()):
+    """Defaults <- YAML file <- ``KEY VALUE`` pairs; frozen and validated."""
+    cfg = get_default_cfg()
+    if config_file:
+        if not os.path.isfile(config_file):
+            raise ConfigError(f"config file not found: {config_file}")
+        try:
+            cfg.merge_from_file(config_file)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{config_file}: not valid YAML ({err})") from None
+        except (KeyError, ValueError, AssertionError, TypeError) as err:
+            raise ConfigError(_yacs_message(err, config_file)) from None
+    opts = list(opts)
+    if len(opts) % 2:
+        raise ConfigError(f"overrides must come in KEY VALUE pairs; {opts[-1]!r} has no value")
+    try:
+        cfg.merge_from_list(opts)
+    except (KeyError, ValueError, AssertionError, TypeError) as err:
+        raise ConfigError(_yacs_message(err, "command line")) from None
+    _validate(cfg)
+    cfg.freeze()
+    return cfg
+
+
+def dump_cfg(cfg, path):
+    """Write the full configuration of a run, so that it can be repeated."""
+    with open(path, "w") as handle:
+        handle.write(cfg.dump())
+
+
+__all__ = ["CfgNode", "ConfigError", "get_default_cfg", "load_cfg", "dump_cfg"]

@@ -1,0 +1,31 @@
+"""The JIFD training extensions a config switches on, by name.
+
+An extension adds named loss terms to the trainer's single backward pass and
+steps its own optimisers (see engine/train_step.py). With both switches off
+the list is empty and training is exactly the Bag-of-Tricks baseline.
+"""
+from collections import OrderedDict
+
+
+def _image_level(cfg, data, model, device):
+    from .image_level import ImageLevelExtension
+
+    return ImageLevelExtension(cfg, data.num_domains, device)
+
+
+def _feature_level(cfg, data, model, device):
+    from .feature_level import FeatureLevelExtension
+
+    return FeatureLevelExtension(cfg, data.num_classes, model.classifier.in_features, device)
+
+
+# name -> (is it switched on, builder); the name is also its key in checkpoints.
+EXTENSIONS = OrderedDict(
+    image_level=(lambda cfg: cfg.DISENTANGLE.IMAGE.ENABLED, _image_level),
+    feature_level=(lambda cfg: cfg.DISENTANGLE.FEATURE.ENABLED, _feature_level),
+)
+
+
+def build_extensions(cfg, data, model, device):
+    return OrderedDict((name, build(cfg, data, model, device))
+                       for name, (enabled, build) in EXTENSIONS.items() if enabled(cfg))

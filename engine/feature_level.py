@@ -1,0 +1,73 @@
+"""Training extension of the feature level: its losses and C_red's own step.
+
+The model holds G (modeling.feature_disentangler.FeatureDisentangler) and
+returns G(f), mu and logvar; this extension adds L_frec, L_kl and L_conf to
+the main step and owns C_red, the adversary that tries to read the identity
+from G(f). C_red is trained here, with cross-entropy on the detached G(f) of
+the same batch and its own Adam, after the main step; keeping it out of the
+model keeps the model's state dict free of training-only weights.
+"""
+import torch
+import torch.nn.functional as F
+
+from config import ConfigError
+from layers.feature_disentangle_loss import FeatureDisentangleLoss
+from modeling.feature_disentangler import RedundantClassifier
+
+
+def _check_cfg(cfg):
+    feature_cfg = cfg.DISENTANGLE.FEATURE
+    for key in ("W_FREC", "W_KL", "W_CONF", "CLASSIFIER_LR"):
+        value = feature_cfg[key]
+        if value < 0:
+            raise ConfigError(f"DISENTANGLE.FEATURE.{key} = {value} must be >= 0")
+
+
+class FeatureLevelExtension:
+    """L_frec ("feat_rec"), L_kl ("feat_kl"), L_conf ("feat_conf") and C_red's step."""
+
+    def __init__(self, cfg, num_classes, feat_dim, device):
+        _check_cfg(cfg)
+        feature_cfg = cfg.DISENTANGLE.FEATURE
+        self.criterion = FeatureDisentangleLoss(
+            feature_cfg.W_FREC, feature_cfg.W_KL, feature_cfg.W_CONF)
+        self.classifier = RedundantClassifier(feat_dim, num_classes).to(device)
+        lr = feature_cfg.CLASSIFIER_LR or cfg.SOLVER.BASE_LR
+        self.optimizer = torch.optim.Adam(self.classifier.parameters(), lr=lr)
+        self._redundant = None
+        self._pids = None
+
+    def compute_losses(self, batch, outputs, model, reid_loss):
+        losses = self.criterion(
+            outputs["global_feat"], outputs["redundant_feat"],
+            outputs["mu"], outputs["logvar"], self.classifier)
+        if self.criterion.w_conf:
+            self._redundant = outputs["redundant_feat"].detach()
+            self._pids = batch["pids"]
+        return losses
+
+    def zero_grad(self):
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def step(self, scaler):
+        """C_red's own cross-entropy step on the G(f) kept by compute_losses."""
+        if self._redundant is None:
+            return
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.classifier(self._redundant.float())
+        loss = F.cross_entropy(logits, self._pids)
+        scaler.scale(loss).backward()
+        scaler.step(self.optimizer)
+        self._redundant = None
+        self._pids = None
+
+    def state_dict(self):
+        return {"classifier": self.classifier.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state_dict):
+        self.classifier.load_state_dict(state_dict["classifier"])
+        self.optimizer.load_state_dict(state_dict["optimizer"])
+
+    def train(self, mode=True):
+        self.classifier.train(mode)
+        return self

@@ -1,0 +1,126 @@
+"""The training run: builds every part from the config and drives it with ignite."""
+import logging
+import os
+import time
+from collections import OrderedDict
+
+import torch
+from ignite.engine import Engine, Events
+
+from config import dump_cfg
+from data import make_data_loaders
+from layers import make_loss
+from modeling import build_model
+from solver import WarmupMultiStepLR, make_center_optimizer, make_optimizer
+from utils.atomic_io import atomic_torch_save
+from utils.metrics_report import format_metrics_table, plot_cmc, write_metrics_json
+
+from .checkpointing import RNGState, find_checkpoint, make_checkpoint_handler, restore
+from .evaluator import evaluate
+from .extensions import build_extensions
+from .runtime import resolve_device, resolve_precision, seed_everything
+from .train_logging import attach_training_logs
+from .train_step import TrainStep
+
+logger = logging.getLogger("jifd.train")
+
+
+class EpochData:
+    """The train loader, seen lazily: each epoch's iterator starts only after the
+    sampler has been told the epoch, so every epoch's batches depend on the seed
+    and the epoch alone, and a resumed run sees the same batches."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        yield from self.loader
+
+
+def _is_due(epoch, period, max_epochs):
+    return epoch == max_epochs or (period > 0 and epoch % period == 0)
+
+
+def do_train(cfg, resume=""):
+    """Train as ``cfg`` says; return the metrics of the last evaluation."""
+    output_dir = cfg.OUTPUT_DIR
+    os.makedirs(output_dir, exist_ok=True)
+    dump_cfg(cfg, os.path.join(output_dir, "config.yaml"))
+    device = resolve_device(cfg.MODEL.DEVICE)
+    precision = resolve_precision(cfg, device)
+    logger.info("torch %s on %s, autocast %s, channels_last %s", torch.__version__, device,
+                precision.dtype, precision.channels_last)
+    seed_everything(cfg.SOLVER.SEED)
+
+    data = make_data_loaders(cfg)
+    model = precision.prepare_model(build_model(cfg, data.num_classes))
+    reid_loss = make_loss(cfg, data.num_classes).to(device)
+    optimizer = make_optimizer(cfg, model)
+    center_optimizer = None
+    if reid_loss.center_criterion is not None:
+        center_optimizer = make_center_optimizer(cfg, reid_loss.center_criterion)
+    scheduler = WarmupMultiStepLR(optimizer, cfg.SOLVER.STEPS, cfg.SOLVER.GAMMA, cfg.SOLVER.WARMUP_FACTOR,
+                                  cfg.SOLVER.WARMUP_ITERS, cfg.SOLVER.WARMUP_METHOD)
+    extensions = build_extensions(cfg, data, model, device)
+
+    step = TrainStep(model, reid_loss, optimizer, center_optimizer, precision, extensions.values(),
+                     center_loss_weight=cfg.SOLVER.CENTER_LOSS_WEIGHT)
+    trainer = Engine(step)
+    epoch_data = EpochData(data.train_loader)
+
+    to_save = OrderedDict(model=model, optimizer=optimizer, scheduler=scheduler, trainer=trainer,
+                          reid_loss=reid_loss, rng=RNGState())
+    if center_optimizer is not None:
+        to_save["center_optimizer"] = center_optimizer
+    to_save.update(extensions)
+    if resume:
+        path = find_checkpoint(resume)
+        restore(to_save, path)
+        logger.info("resumed from %s at epoch %d", path, trainer.state.epoch)
+
+    @trainer.on(Events.EPOCH_STARTED)
+    def start_epoch(engine):
+        if hasattr(data.train_sampler, "set_epoch"):
+            data.train_sampler.set_epoch(engine.state.epoch)
+        engine.set_data(epoch_data)
+
+    @trainer.on(Events.EPOCH_COMPLETED)
+    def step_schedule(engine):
+        scheduler.step()
+
+    reporter = attach_training_logs(trainer, cfg, optimizer, output_dir)
+
+    checkpointer = make_checkpoint_handler(output_dir, to_save, trainer)
+    max_epochs = cfg.SOLVER.MAX_EPOCHS
+    last_metrics = {}
+
+    @trainer.on(Events.EPOCH_COMPLETED)
+    def save_and_evaluate(engine):
+        epoch = engine.state.epoch
+        if _is_due(epoch, cfg.SOLVER.CHECKPOINT_PERIOD, max_epochs):
+            checkpointer(engine)
+        for extension in extensions.values():
+            extension.on_epoch_end(epoch, output_dir, engine.state.batch)
+        if _is_due(epoch, cfg.SOLVER.EVAL_PERIOD, max_epochs):
+            started = time.time()
+            metrics = evaluate(cfg, model, data, precision)
+            last_metrics.clear()
+            last_metrics.update(metrics)
+            reporter.log_evaluation(epoch, metrics)
+            logger.info("%s\n(evaluated in %.1f s)",
+                        format_metrics_table(metrics, f"Epoch {epoch}: {cfg.DATASETS.TARGET} query/gallery"),
+                        time.time() - started)
+
+    epoch_length = cfg.SOLVER.ITERS_PER_EPOCH or len(data.train_loader)
+    trainer.run(epoch_data, max_epochs=max_epochs, epoch_length=epoch_length)
+
+    final_weights = os.path.join(output_dir, "model_final.pth")
+    atomic_torch_save(model.state_dict(), final_weights)
+    if last_metrics:
+        write_metrics_json(output_dir, last_metrics, cfg.DATASETS.TARGET, final_weights)
+        plot_cmc(output_dir, last_metrics, label=cfg.DATASETS.TARGET)
+        logger.info("metrics written to %s", os.path.join(output_dir, "metrics.json"))
+    return last_metrics
