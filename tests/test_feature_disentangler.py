@@ -1,0 +1,209 @@
+import math
+
+import pytest
+import torch
+
+from config import ConfigError, get_default_cfg
+from engine.feature_level import FeatureLevelExtension
+from layers.feature_disentangle_loss import (
+    class_confusion_loss, feature_reconstruction_loss, kl_to_standard_normal)
+from modeling.feature_disentangler import FeatureDisentangler, RedundantClassifier
+
+IN_DIM, NUM_CLASSES, BATCH = 16, 5, 8
+
+
+def _disentangler():
+    torch.manual_seed(0)
+    module = FeatureDisentangler(IN_DIM, hidden_dim=12, latent_dim=4)
+    # The last layer starts at zero (r = f); give it weights so G(f) is not trivially 0.
+    torch.nn.init.normal_(module.decoder[-1].weight, std=0.5)
+    torch.nn.init.normal_(module.decoder[-1].bias, std=0.5)
+    return module
+
+
+def _extension(**weights):
+    cfg = get_default_cfg()
+    for key, value in weights.items():
+        cfg.DISENTANGLE.FEATURE[key] = value
+    return FeatureLevelExtension(cfg, NUM_CLASSES, IN_DIM, torch.device("cpu"))
+
+
+def _outputs(module, f):
+    redundant, mu, logvar = module(f)
+    return {"global_feat": f, "feat": f - redundant, "redundant_feat": redundant,
+            "mu": mu, "logvar": logvar}
+
+
+def _batch():
+    return {"pids": torch.arange(BATCH) % NUM_CLASSES}
+
+
+def _scaler():
+    return torch.amp.GradScaler("cpu", enabled=False)
+
+
+def test_shapes_and_r_plus_redundant_is_f():
+    module = _disentangler().train()
+    f = torch.randn(BATCH, IN_DIM)
+    redundant, mu, logvar = module(f)
+    assert redundant.shape == (BATCH, IN_DIM)
+    assert mu.shape == logvar.shape == (BATCH, 4)
+    r = f - redundant
+    assert redundant.abs().mean() > 0.1
+    torch.testing.assert_close(r + redundant, f)
+
+
+def test_fresh_disentangler_leaves_f_unchanged():
+    torch.manual_seed(0)
+    module = FeatureDisentangler(IN_DIM, hidden_dim=12, latent_dim=4).train()
+    f = torch.randn(BATCH, IN_DIM)
+    redundant, _, _ = module(f)
+    assert torch.equal(redundant, torch.zeros_like(f))
+
+
+def test_train_samples_latent_and_eval_uses_mu():
+    module = _disentangler()
+    f = torch.randn(BATCH, IN_DIM)
+    module.train()
+    first, _, _ = module(f)
+    second, _, _ = module(f)
+    assert (first - second).abs().max() > 1e-3
+    module.eval()
+    with torch.no_grad():
+        first, mu, _ = module(f)
+        second, _, _ = module(f)
+        assert torch.equal(first, second)
+        torch.testing.assert_close(first, module.decoder(mu))
+
+
+def test_kl_matches_hand_computed_value():
+    mu = torch.tensor([[1.0, 0.0], [0.0, -2.0]])
+    logvar = torch.tensor([[0.0, math.log(2.0)], [0.0, 0.0]])
+    # Per unit 0.5 * (mu^2 + sigma^2 - 1 - log sigma^2):
+    # 0.5, 0.5 * (1 - ln 2), 0, 2; mean over the four units.
+    expected = (0.5 + 0.5 * (1.0 - math.log(2.0)) + 0.0 + 2.0) / 4
+    assert kl_to_standard_normal(mu, logvar).item() == pytest.approx(expected, rel=1e-6)
+    assert kl_to_standard_normal(torch.zeros(3, 2), torch.zeros(3, 2)).item() == 0.0
+
+
+def test_reconstruction_loss_value_and_fixed_target():
+    redundant = torch.tensor([[1.0, 2.0], [0.0, 0.0]], requires_grad=True)
+    feature = torch.tensor([[0.0, 0.0], [1.0, 3.0]], requires_grad=True)
+    loss = feature_reconstruction_loss(redundant, feature)
+    assert loss.item() == pytest.approx((1 + 4 + 1 + 9) / 4)
+    loss.backward()
+    assert feature.grad is None
+    torch.testing.assert_close(redundant.grad, torch.tensor([[0.5, 1.0], [-0.5, -1.5]]))
+
+
+def test_confusion_loss_is_log_classes_at_uniform_prediction():
+    classifier = RedundantClassifier(IN_DIM, NUM_CLASSES)
+    torch.nn.init.zeros_(classifier.weight)
+    torch.nn.init.zeros_(classifier.bias)
+    loss = class_confusion_loss(torch.randn(BATCH, IN_DIM), classifier)
+    assert loss.item() == pytest.approx(math.log(NUM_CLASSES), rel=1e-6)
+
+
+def test_main_step_moves_g_but_not_c_red():
+    module = _disentangler().train()
+    extension = _extension()
+    f = torch.randn(BATCH, IN_DIM)
+    losses = extension.compute_losses(_batch(), _outputs(module, f), None, None)
+    assert list(losses) == ["feat_rec", "feat_kl", "feat_conf"]
+    module.zero_grad()
+    losses["feat_conf"].backward()
+    assert module.encoder[0].weight.grad.abs().sum() > 0
+    assert module.decoder[-1].weight.grad.abs().sum() > 0
+    assert extension.classifier.weight.grad is None
+    assert extension.classifier.bias.grad is None
+
+
+def test_weights_scale_terms():
+    module = _disentangler().train()
+    outputs = _outputs(module, torch.randn(BATCH, IN_DIM))
+    unit = _extension(W_FREC=1.0, W_KL=1.0, W_CONF=1.0)
+    scaled = _extension(W_FREC=2.0, W_KL=0.5, W_CONF=3.0)
+    scaled.classifier.load_state_dict(unit.classifier.state_dict())
+    unit_losses = unit.compute_losses(_batch(), outputs, None, None)
+    scaled_losses = scaled.compute_losses(_batch(), outputs, None, None)
+    for name, weight in (("feat_rec", 2.0), ("feat_kl", 0.5), ("feat_conf", 3.0)):
+        torch.testing.assert_close(scaled_losses[name], weight * unit_losses[name])
+
+
+def test_c_red_step_changes_only_c_red_and_learns():
+    # eval, with BN statistics of this batch: a fixed, spread-out G(f) per sample,
+    # so that C_red has something to learn in 20 steps.
+    module = _disentangler()
+    f = torch.randn(BATCH, IN_DIM)
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.BatchNorm1d):
+            layer.momentum = None
+    with torch.no_grad():
+        module(f)
+    module.eval()
+    extension = _extension(CLASSIFIER_LR=0.05)
+    pids = _batch()["pids"]
+    model_before = {k: v.clone() for k, v in module.state_dict().items()}
+    c_red_before = {k: v.clone() for k, v in extension.classifier.state_dict().items()}
+    ce_first = ce_last = None
+    for _ in range(20):
+        extension.zero_grad()
+        module.zero_grad()
+        outputs = _outputs(module, f)
+        extension.compute_losses(_batch(), outputs, None, None)
+        with torch.no_grad():
+            ce = torch.nn.functional.cross_entropy(
+                extension.classifier(outputs["redundant_feat"]), pids).item()
+        ce_first = ce if ce_first is None else ce_first
+        ce_last = ce
+        extension.step(_scaler())
+        for param in module.parameters():
+            assert param.grad is None
+    for key, value in module.state_dict().items():
+        assert torch.equal(value, model_before[key]), key
+    for key, value in extension.classifier.state_dict().items():
+        assert not torch.equal(value, c_red_before[key]), key
+    assert ce_last < 0.5 * ce_first
+
+
+def test_weight_zero_removes_term_and_its_cost():
+    module = _disentangler().train()
+    f = torch.randn(BATCH, IN_DIM)
+    outputs = _outputs(module, f)
+    for key, name in (("W_FREC", "feat_rec"), ("W_KL", "feat_kl"), ("W_CONF", "feat_conf")):
+        losses = _extension(**{key: 0.0}).compute_losses(_batch(), outputs, None, None)
+        assert name not in losses
+        assert len(losses) == 2
+
+    extension = _extension(W_CONF=0.0)
+    calls = []
+    extension.classifier.register_forward_hook(lambda *args: calls.append(1))
+    before = {k: v.clone() for k, v in extension.classifier.state_dict().items()}
+    extension.compute_losses(_batch(), outputs, None, None)
+    extension.step(_scaler())
+    assert calls == []
+    for key, value in extension.classifier.state_dict().items():
+        assert torch.equal(value, before[key])
+
+
+def test_state_dict_round_trip():
+    module = _disentangler().train()
+    extension = _extension()
+    extension.compute_losses(_batch(), _outputs(module, torch.randn(BATCH, IN_DIM)), None, None)
+    extension.step(_scaler())
+    restored = _extension()
+    restored.load_state_dict(extension.state_dict())
+    for key, value in extension.classifier.state_dict().items():
+        assert torch.equal(value, restored.classifier.state_dict()[key])
+    assert restored.optimizer.state_dict()["state"].keys() == extension.optimizer.state_dict()["state"].keys()
+    assert len(restored.optimizer.state_dict()["state"]) == 2
+
+
+def test_classifier_lr_defaults_to_base_lr():
+    assert _extension().optimizer.param_groups[0]["lr"] == get_default_cfg().SOLVER.BASE_LR
+    assert _extension(CLASSIFIER_LR=0.01).optimizer.param_groups[0]["lr"] == 0.01
+
+
+def test_negative_weight_is_a_config_error():
+    with pytest.raises(ConfigError, match="DISENTANGLE.FEATURE.W_KL"):
+        _extension(W_KL=-0.1)
