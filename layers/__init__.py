@@ -1,0 +1,3 @@
+from .build import make_loss
+
+__all__ = ["make_loss"]
