@@ -1,0 +1,111 @@
+"""One generic reader for re-ID split folders (VeRi, VehicleX, Opri, ...).
+
+Every dataset is a flat folder of images whose base names carry the identity
+and the camera, e.g. VeRi's ``0002_c002_00030600_0.jpg``. A per-dataset regex
+with the named groups ``pid`` and ``camid`` (config key DATASETS.<NAME>.PATTERN)
+reads them, so a copy named differently needs a new pattern, not new code.
+"""
+import logging
+import os
+import re
+from typing import NamedTuple
+
+from config import ConfigError
+from utils.errors import UserError
+
+logger = logging.getLogger("jifd.data")
+
+# Only these are images; anything else in a split folder (a list file, an
+# archive left by unpacking) is not data and is skipped without a warning.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+# Identity used by re-ID datasets for distractor images that belong to no one.
+JUNK_PID = -1
+# Bad file names are warned one by one up to this many, then summarised,
+# so that a wrong pattern does not flood the log with thousands of lines.
+MAX_NAME_WARNINGS = 5
+
+
+class ImageRecord(NamedTuple):
+    """One image: where it is and what it shows.
+
+    ``source`` is the index of its dataset in DATASETS.SOURCES (-1 for test
+    images) and ``domain`` the domain label of the image-level module.
+    """
+
+    path: str
+    pid: int
+    camid: int
+    source: int = 0
+    domain: int = 0
+
+
+def compile_pattern(pattern, pattern_key):
+    """The file-name regex, checked for the ``pid`` and ``camid`` groups."""
+    try:
+        regex = re.compile(pattern)
+    except re.error as err:
+        raise ConfigError(f"{pattern_key} = {pattern!r} is not a valid regular expression ({err})") from None
+    missing = {"pid", "camid"} - set(regex.groupindex)
+    if missing:
+        raise ConfigError(
+            f"{pattern_key} = {pattern!r} lacks the named group(s) {', '.join(sorted(missing))}; "
+            "write them as (?P<pid>...) and (?P<camid>...)")
+    return regex
+
+
+def _image_names(folder):
+    with os.scandir(folder) as entries:
+        names = [entry.name for entry in entries if entry.is_file() and not entry.name.startswith(".")]
+    images = sorted(name for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
+    return images, len(names) - len(images)
+
+
+def read_split_folder(folder, pattern, *, folder_key, pattern_key, strict=False):
+    """Records (source 0, domain 0) of every image in ``folder``, sorted by path.
+
+    ``folder_key`` and ``pattern_key`` are the config keys named in messages.
+    Junk images (pid -1) are dropped. A base name that the pattern does not
+    match is warned and skipped, or an error when ``strict``.
+    """
+    if not os.path.isdir(folder):
+        raise UserError(f"image folder not found: {folder} (set {folder_key})")
+    regex = compile_pattern(pattern, pattern_key)
+    names, other_files = _image_names(folder)
+
+    records, bad_names, junk = [], [], 0
+    for name in names:
+        match = regex.fullmatch(name)
+        if match is None:
+            if strict:
+                raise UserError(
+                    f"{os.path.join(folder, name)}: file name does not match {pattern_key} = {pattern!r} "
+                    "(DATASETS.STRICT is on)")
+            bad_names.append(name)
+            continue
+        pid, camid = int(match["pid"]), int(match["camid"])
+        if pid == JUNK_PID:
+            junk += 1
+            continue
+        records.append(ImageRecord(os.path.join(folder, name), pid, camid))
+
+    for name in bad_names[:MAX_NAME_WARNINGS]:
+        logger.warning("skipped %s: file name does not match %s = %r",
+                       os.path.join(folder, name), pattern_key, pattern)
+    if len(bad_names) > MAX_NAME_WARNINGS:
+        logger.warning("skipped %d more files in %s whose names do not match %s",
+                       len(bad_names) - MAX_NAME_WARNINGS, folder, pattern_key)
+    if junk:
+        logger.info("dropped %d junk images (pid %d) in %s", junk, JUNK_PID, folder)
+    if not records:
+        raise UserError(_no_records_message(folder, names, bad_names, other_files, pattern, pattern_key))
+    return records
+
+
+def _no_records_message(folder, names, bad_names, other_files, pattern, pattern_key):
+    if not names:
+        others = f" (only {other_files} non-image file(s))" if other_files else ""
+        return f"no .jpg/.jpeg/.png images in {folder}{others}; expected names matching {pattern_key} = {pattern!r}"
+    if bad_names:
+        return (f"none of the {len(names)} images in {folder} matches {pattern_key} = {pattern!r} "
+                f"(e.g. {bad_names[0]})")
+    return f"every image in {folder} is junk (pid {JUNK_PID}); nothing to use ({pattern_key} = {pattern!r})"
