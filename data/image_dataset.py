@@ -1,0 +1,99 @@
+"""A torch Dataset over ImageRecords, giving the sample dict of the data contract."""
+import logging
+
+from PIL import Image
+from torch.utils.data import Dataset
+
+from utils.errors import UserError
+
+from .image_loading import BadImageError, read_image
+
+logger = logging.getLogger("jifd.data")
+
+
+class ImageDataset(Dataset):
+    """``dataset[i]`` -> {"images", "pids", "camids", "domains", "paths"}.
+
+    A bad image in training is replaced by the next readable image of the same
+    identity, so a broken file costs one view of that vehicle, not the run.
+    A bad test image is an error when ``strict``; otherwise a blank image
+    takes its place, because query and gallery indices must stay aligned with
+    their records for evaluation, and the warning tells the user that the
+    metrics include one uninformative image.
+    """
+
+    def __init__(self, records, transform, *, target_size=None, draft=True, is_train=True, strict=False):
+        self.records = list(records)
+        self.transform = transform
+        self.target_size = target_size
+        self.draft = draft
+        self.is_train = is_train
+        self.strict = strict
+        # Known-bad paths of this process (each worker keeps its own), so that
+        # every bad file is warned once and not decoded again.
+        self._bad_paths = set()
+        self._same_pid = None
+
+    def __len__(self):
+        return len(self.records)
+
+    def __getitem__(self, index):
+        record = self.records[index]
+        if self.is_train:
+            image = self._read_train(index)
+        else:
+            image = self._read_test(record)
+        return {
+            "images": self.transform(image),
+            "pids": record.pid,
+            "camids": record.camid,
+            "domains": record.domain,
+            "paths": record.path,
+        }
+
+    def _try_read(self, path):
+        if path in self._bad_paths:
+            return None
+        try:
+            return read_image(path, self.target_size, self.draft)
+        except BadImageError as err:
+            if self.strict:
+                raise UserError(f"{err} (DATASETS.STRICT is on)") from None
+            self._bad_paths.add(path)
+            logger.warning("%s; using another image of the same identity", err)
+            return None
+
+    def _read_train(self, index):
+        image = self._try_read(self.records[index].path)
+        if image is not None:
+            return image
+        for other in self._substitutes(index):
+            image = self._try_read(self.records[other].path)
+            if image is not None:
+                return image
+        record = self.records[index]
+        raise UserError(
+            f"every image of identity {record.pid} (source {record.source}) is unreadable, "
+            f"e.g. {record.path}; remove or replace these files")
+
+    def _substitutes(self, index):
+        """Other indices of the same (source, pid), starting after ``index``, wrapping around."""
+        if self._same_pid is None:
+            self._same_pid = {}
+            for i, r in enumerate(self.records):
+                self._same_pid.setdefault((r.source, r.pid), []).append(i)
+        record = self.records[index]
+        group = self._same_pid[(record.source, record.pid)]
+        start = group.index(index)
+        return group[start + 1:] + group[:start]
+
+    def _read_test(self, record):
+        try:
+            return read_image(record.path, self.target_size, self.draft)
+        except BadImageError as err:
+            if self.strict:
+                raise UserError(f"{err}; test sets must be complete (DATASETS.STRICT is on)") from None
+            logger.warning("%s; using a blank image in its place (DATASETS.STRICT True makes this an error)",
+                           err)
+            height, width = self.target_size or (1, 1)
+            return Image.new("RGB", (width, height))
