@@ -15,7 +15,8 @@ class ImageDataset(Dataset):
     """``dataset[i]`` -> {"images", "pids", "camids", "domains", "paths"}.
 
     A bad image in training is replaced by the next readable image of the same
-    identity, so a broken file costs one view of that vehicle, not the run.
+    identity (with that image's camera, domain and path), so a broken file
+    costs one view of that vehicle, not the run.
     A bad test image is an error when ``strict``; otherwise a blank image
     takes its place, because query and gallery indices must stay aligned with
     their records for evaluation, and the warning tells the user that the
@@ -38,10 +39,10 @@ class ImageDataset(Dataset):
         return len(self.records)
 
     def __getitem__(self, index):
-        record = self.records[index]
         if self.is_train:
-            image = self._read_train(index)
+            record, image = self._read_train(index)
         else:
+            record = self.records[index]
             image = self._read_test(record)
         return {
             "images": self.transform(image),
@@ -64,14 +65,15 @@ class ImageDataset(Dataset):
             return None
 
     def _read_train(self, index):
-        image = self._try_read(self.records[index].path)
+        """(record, image) of ``index`` or of the substitute that replaces it."""
+        record = self.records[index]
+        image = self._try_read(record.path)
         if image is not None:
-            return image
+            return record, image
         for other in self._substitutes(index):
             image = self._try_read(self.records[other].path)
             if image is not None:
-                return image
-        record = self.records[index]
+                return self.records[other], image
         raise UserError(
             f"every image of identity {record.pid} (source {record.source}) is unreadable, "
             f"e.g. {record.path}; remove or replace these files")

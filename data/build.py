@@ -1,0 +1,116 @@
+"""From a config to the training and test loaders.
+
+Repeatability, including after a resume: the training sampler's order is a
+function of (SOLVER.SEED, epoch), and the loader draws its workers' seeds from
+the sampler's torch.Generator, which is reseeded from the same pair. Worker w
+seeds torch (and so every random transform) with that draw + w, and batches go
+to workers round-robin, so epoch e's batches and augmentations are the same
+whenever it runs, provided the trainer calls ``train_sampler.set_epoch(e)``
+before the epoch starts (a resumed run calls it with the epoch it resumes at)
+and DATALOADER.NUM_WORKERS is unchanged. With NUM_WORKERS 0 the transforms use
+the main process's torch RNG, which the trainer must restore for an exact
+resume.
+"""
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader
+
+from utils.errors import UserError
+
+from .dataset_presets import get_preset, load_test_set, load_train_set, log_statistics
+from .image_dataset import ImageDataset
+from .samplers import RandomIdentitySampler, ShuffledSampler
+from .transforms import build_transforms, input_size
+
+logger = logging.getLogger("jifd.data")
+
+
+@dataclass
+class DataBundle:
+    """Everything the trainer and the evaluator need from the data."""
+
+    train_loader: DataLoader
+    test_loader: DataLoader
+    num_query: int
+    num_classes: int
+    num_domains: int
+    train_records: list
+    query_records: list
+    gallery_records: list
+    train_sampler: object
+
+
+def _uses_cuda(cfg):
+    device = cfg.MODEL.DEVICE
+    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+
+
+def _rank_and_world_size():
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _generate_demo_data_if_absent(cfg):
+    names = list(cfg.DATASETS.SOURCES) + [cfg.DATASETS.TARGET]
+    if all(os.path.isdir(get_preset(cfg, name).root) for name in names):
+        return
+    from .demo_data import ensure_demo_data  # imported only for demo runs
+    logger.info("generating the demo data under %s", cfg.DATASETS.ROOT_DIR)
+    ensure_demo_data(cfg)
+
+
+def _train_sampler(cfg, records, batch_size, rank, world_size):
+    if cfg.DATALOADER.SAMPLER == "softmax":
+        return ShuffledSampler(len(records), seed=cfg.SOLVER.SEED, rank=rank, world_size=world_size)
+    return RandomIdentitySampler(records, batch_size, cfg.DATALOADER.NUM_INSTANCE,
+                                 seed=cfg.SOLVER.SEED, rank=rank, world_size=world_size)
+
+
+def make_data_loaders(cfg):
+    """Read the datasets named by the config and build their loaders.
+
+    SOLVER.IMS_PER_BATCH is the global batch; under torch.distributed each
+    rank loads IMS_PER_BATCH / world_size images of distinct identities.
+    The test loader (query first, then gallery) is the same on every rank.
+    """
+    if cfg.DATASETS.GENERATE_DEMO:
+        _generate_demo_data_if_absent(cfg)
+    train_records, num_classes, num_domains = load_train_set(cfg)
+    query_records, gallery_records = load_test_set(cfg)
+    log_statistics(cfg, train_records, query_records, gallery_records)
+
+    rank, world_size = _rank_and_world_size()
+    if cfg.SOLVER.IMS_PER_BATCH % world_size:
+        raise UserError(f"SOLVER.IMS_PER_BATCH = {cfg.SOLVER.IMS_PER_BATCH} does not split "
+                        f"evenly over {world_size} processes")
+    batch_size = cfg.SOLVER.IMS_PER_BATCH // world_size
+    train_sampler = _train_sampler(cfg, train_records, batch_size, rank, world_size)
+    loader_options = dict(num_workers=cfg.DATALOADER.NUM_WORKERS, pin_memory=_uses_cuda(cfg),
+                          persistent_workers=False)
+
+    train_set = ImageDataset(train_records, build_transforms(cfg, is_train=True),
+                             target_size=input_size(cfg, is_train=True), draft=cfg.INPUT.JPEG_DRAFT,
+                             is_train=True, strict=cfg.DATASETS.STRICT)
+    train_loader = DataLoader(train_set, batch_size=batch_size, sampler=train_sampler, drop_last=True,
+                              generator=train_sampler.generator, **loader_options)
+
+    test_set = ImageDataset(query_records + gallery_records, build_transforms(cfg, is_train=False),
+                            target_size=input_size(cfg, is_train=False), draft=cfg.INPUT.JPEG_DRAFT,
+                            is_train=False, strict=cfg.DATASETS.STRICT)
+    test_loader = DataLoader(test_set, batch_size=cfg.TEST.IMS_PER_BATCH, shuffle=False, **loader_options)
+
+    return DataBundle(
+        train_loader=train_loader,
+        test_loader=test_loader,
+        num_query=len(query_records),
+        num_classes=num_classes,
+        num_domains=num_domains,
+        train_records=train_records,
+        query_records=query_records,
+        gallery_records=gallery_records,
+        train_sampler=train_sampler,
+    )
