@@ -11,8 +11,6 @@ and DATALOADER.NUM_WORKERS is unchanged. With NUM_WORKERS 0 the transforms use
 the main process's torch RNG, which the trainer must restore for an exact
 resume.
 """
-import logging
-import os
 from dataclasses import dataclass
 
 import torch
@@ -20,12 +18,10 @@ from torch.utils.data import DataLoader
 
 from utils.errors import UserError
 
-from .dataset_presets import get_preset, load_test_set, load_train_set, log_statistics
+from .dataset_presets import load_test_set, load_train_set, log_statistics
 from .image_dataset import ImageDataset
 from .samplers import RandomIdentitySampler, ShuffledSampler
 from .transforms import build_transforms, input_size
-
-logger = logging.getLogger("jifd.data")
 
 
 @dataclass
@@ -54,15 +50,6 @@ def _rank_and_world_size():
     return 0, 1
 
 
-def _generate_demo_data_if_absent(cfg):
-    names = list(cfg.DATASETS.SOURCES) + [cfg.DATASETS.TARGET]
-    if all(os.path.isdir(get_preset(cfg, name).root) for name in names):
-        return
-    from .demo_data import ensure_demo_data  # imported only for demo runs
-    logger.info("generating the demo data under %s", cfg.DATASETS.ROOT_DIR)
-    ensure_demo_data(cfg)
-
-
 def _train_sampler(cfg, records, batch_size, rank, world_size):
     if cfg.DATALOADER.SAMPLER == "softmax":
         return ShuffledSampler(len(records), seed=cfg.SOLVER.SEED, rank=rank, world_size=world_size)
@@ -78,7 +65,10 @@ def make_data_loaders(cfg):
     The test loader (query first, then gallery) is the same on every rank.
     """
     if cfg.DATASETS.GENERATE_DEMO:
-        _generate_demo_data_if_absent(cfg)
+        # Imported only for demo runs. It returns at once when ROOT_DIR already
+        # holds the datasets (generated with DEMO_SEED, or the user's own).
+        from .demo_data import ensure_demo_data
+        ensure_demo_data(cfg)
     train_records, num_classes, num_domains = load_train_set(cfg)
     query_records, gallery_records = load_test_set(cfg)
     log_statistics(cfg, train_records, query_records, gallery_records)

@@ -92,7 +92,7 @@ def test_missing_dataset_names_root_key(tmp_path):
         make_data_loaders(make_cfg(tmp_path / "nowhere"))
 
 
-def test_generate_demo_is_called_only_when_data_is_absent(tmp_path, monkeypatch):
+def test_generate_demo_hands_the_config_to_the_demo_generator(tmp_path, monkeypatch):
     calls = []
 
     def fake_ensure_demo_data(cfg):
@@ -101,10 +101,10 @@ def test_generate_demo_is_called_only_when_data_is_absent(tmp_path, monkeypatch)
 
     monkeypatch.setitem(sys.modules, "data.demo_data",
                         types.SimpleNamespace(ensure_demo_data=fake_ensure_demo_data))
-    cfg = make_cfg(tmp_path, **{"DATASETS.GENERATE_DEMO": True})
-    make_data_loaders(cfg)
-    make_data_loaders(cfg)
-    assert calls == [str(tmp_path)]
+    bundle = make_data_loaders(make_cfg(tmp_path, **{"DATASETS.GENERATE_DEMO": True}))
+    assert calls == [str(tmp_path)] and bundle.num_classes == 6
+    make_data_loaders(make_cfg(tmp_path))
+    assert len(calls) == 1
 
 
 def bad_image_records(tmp_path, broken_count):
