@@ -11,6 +11,20 @@ from .image_loading import BadImageError, read_image
 logger = logging.getLogger("jifd.data")
 
 
+class BadDataError(UserError):
+    """A bad file met while loading, whose message survives worker processes.
+
+    DataLoader re-raises a worker's exception as ``type(err)(text)`` where
+    text is the worker's whole traceback; keeping only its last line's message
+    lets entry points print the message alone, as for any UserError.
+    """
+
+    def __init__(self, message):
+        if "Original Traceback" in message:
+            message = message.rstrip().splitlines()[-1].split(": ", 1)[-1]
+        super().__init__(message)
+
+
 class ImageDataset(Dataset):
     """``dataset[i]`` -> {"images", "pids", "camids", "domains", "paths"}.
 
@@ -59,7 +73,7 @@ class ImageDataset(Dataset):
             return read_image(path, self.target_size, self.draft)
         except BadImageError as err:
             if self.strict:
-                raise UserError(f"{err} (DATASETS.STRICT is on)") from None
+                raise BadDataError(f"{err} (DATASETS.STRICT is on)") from None
             self._bad_paths.add(path)
             logger.warning("%s; using another image of the same identity", err)
             return None
@@ -74,7 +88,7 @@ class ImageDataset(Dataset):
             image = self._try_read(self.records[other].path)
             if image is not None:
                 return self.records[other], image
-        raise UserError(
+        raise BadDataError(
             f"every image of identity {record.pid} (source {record.source}) is unreadable, "
             f"e.g. {record.path}; remove or replace these files")
 
@@ -94,7 +108,7 @@ class ImageDataset(Dataset):
             return read_image(record.path, self.target_size, self.draft)
         except BadImageError as err:
             if self.strict:
-                raise UserError(f"{err}; test sets must be complete (DATASETS.STRICT is on)") from None
+                raise BadDataError(f"{err}; test sets must be complete (DATASETS.STRICT is on)") from None
             logger.warning("%s; using a blank image in its place (DATASETS.STRICT True makes this an error)",
                            err)
             height, width = self.target_size or (1, 1)

@@ -165,3 +165,15 @@ def test_bad_test_image_becomes_blank_when_not_strict(tmp_path, caplog):
     black = build_transforms(get_default_cfg(), is_train=False).transforms[-1](torch.zeros(3, 16, 16))
     assert torch.allclose(sample["images"], black)
     assert "0000_c001_0_0.jpg" in caplog.text and "blank" in caplog.text
+
+
+def test_error_in_a_worker_reaches_the_user_as_one_line(tmp_path):
+    write_tree(tmp_path)
+    broken = tmp_path / "veri" / "image_query" / "0007_c001_00000001_0.jpg"
+    broken.write_bytes(broken.read_bytes()[:100])
+    cfg = make_cfg(tmp_path, **{"DATALOADER.NUM_WORKERS": 1, "DATASETS.STRICT": True})
+    with pytest.raises(UserError) as caught:
+        list(make_data_loaders(cfg).test_loader)
+    message = str(caught.value)
+    assert message.startswith(f"unreadable image {broken}: ") and "\n" not in message
+    assert message.endswith("; test sets must be complete (DATASETS.STRICT is on)")
