@@ -207,3 +207,208 @@ def test_classifier_lr_defaults_to_base_lr():
 def test_negative_weight_is_a_config_error():
     with pytest.raises(ConfigError, match="DISENTANGLE.FEATURE.W_KL"):
         _extension(W_KL=-0.1)
+
+
+# ---- through the model (modeling.build_model) and the trainer's step ----
+
+MODEL_CLASSES = 4
+
+
+def _model_cfg(feature=False):
+    cfg = get_default_cfg()
+    cfg.merge_from_list([
+        "MODEL.NAME", "resnet18", "MODEL.PRETRAIN_CHOICE", "none", "MODEL.DEVICE", "cpu",
+        "SOLVER.AMP", "off", "DISENTANGLE.IMAGE.ENABLED", False,
+        "DISENTANGLE.FEATURE.ENABLED", feature,
+        "DISENTANGLE.FEATURE.HIDDEN_DIM", 32, "DISENTANGLE.FEATURE.LATENT_DIM", 8,
+    ])
+    return cfg
+
+
+def _train_batch(seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    pids = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    return {"images": torch.randn(8, 3, 32, 32, generator=generator), "pids": pids,
+            "camids": torch.zeros(8, dtype=torch.long), "domains": torch.zeros(8, dtype=torch.long)}
+
+
+class _BoTReference(torch.nn.Module):
+    """reid-strong-baseline's Baseline written out independently: ResNet trunk with
+    no stem ReLU and last stride 1 -> GAP -> BNNeck (frozen bias) -> bias-free
+    classifier initialised N(0, 0.001^2)."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        import torchvision
+
+        self.base = torchvision.models.resnet18(weights=None)
+        del self.base.fc
+        self.base.layer4[0].conv1.stride = (1, 1)
+        self.base.layer4[0].downsample[0].stride = (1, 1)
+        self.bottleneck = torch.nn.BatchNorm1d(512)
+        self.bottleneck.bias.requires_grad_(False)
+        self.classifier = torch.nn.Linear(512, num_classes, bias=False)
+        torch.nn.init.normal_(self.classifier.weight, std=0.001)
+
+    def forward(self, x):
+        base = self.base
+        x = base.maxpool(base.bn1(base.conv1(x)))
+        x = base.layer4(base.layer3(base.layer2(base.layer1(x))))
+        global_feat = x.mean(dim=(2, 3))
+        return self.classifier(self.bottleneck(global_feat)), global_feat
+
+
+def _bot_keys():
+    import torchvision
+
+    base = {f"base.{k}" for k in torchvision.models.resnet18(weights=None).state_dict() if not k.startswith("fc.")}
+    neck = {f"bottleneck.{k}" for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
+    return base | neck | {"classifier.weight"}
+
+
+def test_switches_off_gives_bot_state_dict_keys():
+    from modeling import build_model
+
+    model = build_model(_model_cfg(feature=False), MODEL_CLASSES)
+    assert set(model.state_dict()) == _bot_keys()
+    assert not any("feature_disentangler" in name for name, _ in model.named_modules())
+
+
+def test_feature_level_adds_only_feature_disentangler_keys_and_keeps_bot_init():
+    from modeling import build_model
+
+    torch.manual_seed(3)
+    plain = build_model(_model_cfg(feature=False), MODEL_CLASSES).state_dict()
+    torch.manual_seed(3)
+    model = build_model(_model_cfg(feature=True), MODEL_CLASSES)
+    state = model.state_dict()
+    extra = set(state) - _bot_keys()
+    assert _bot_keys() <= set(state)
+    assert extra == {f"feature_disentangler.{k}" for k in FeatureDisentangler(512, 32, 8).state_dict()}
+    assert state["feature_disentangler.mu.weight"].shape == (8, 32)
+    assert state["feature_disentangler.decoder.3.weight"].shape == (512, 32)
+    for key in _bot_keys():
+        assert torch.equal(state[key], plain[key]), key
+
+
+def test_model_outputs_r_plus_redundant_equals_f_and_eval_feature_is_r():
+    from modeling import build_model
+
+    torch.manual_seed(0)
+    cfg = _model_cfg(feature=True)
+    cfg.TEST.NECK_FEAT = "before"
+    model = build_model(cfg, MODEL_CLASSES)
+    torch.nn.init.normal_(model.feature_disentangler.decoder[-1].weight, std=0.1)
+    images = _train_batch()["images"]
+    model.train()
+    out = model(images)
+    assert set(out) == {"cls_score", "feat", "global_feat", "redundant_feat", "mu", "logvar"}
+    assert out["redundant_feat"].abs().mean() > 1e-2
+    torch.testing.assert_close(out["feat"] + out["redundant_feat"], out["global_feat"])
+    model.eval()
+    with torch.no_grad():
+        test_feat = model(images)
+        f = model.base(images).mean(dim=(2, 3))
+        redundant, _, _ = model.feature_disentangler(f)
+        torch.testing.assert_close(test_feat, f - redundant)
+        torch.testing.assert_close(model(images), test_feat)
+
+
+def test_switches_off_trains_exactly_like_bot():
+    from engine.extensions import build_extensions
+    from engine.runtime import Precision
+    from engine.train_step import TrainStep
+    from layers import make_loss
+    from modeling import build_model
+    from solver import make_center_optimizer, make_optimizer
+    from types import SimpleNamespace
+
+    cfg = _model_cfg(feature=False)
+    weight = cfg.SOLVER.CENTER_LOSS_WEIGHT
+    batches = [_train_batch(seed) for seed in range(3)]
+
+    torch.manual_seed(0)
+    model = build_model(cfg, MODEL_CLASSES)
+    reid_loss = make_loss(cfg, MODEL_CLASSES)
+    data = SimpleNamespace(num_classes=MODEL_CLASSES, num_domains=1)
+    extensions = build_extensions(cfg, data, model, torch.device("cpu"))
+    assert len(extensions) == 0
+    step = TrainStep(model, reid_loss, make_optimizer(cfg, model),
+                     make_center_optimizer(cfg, reid_loss.center_criterion),
+                     Precision(device=torch.device("cpu")), extensions.values(), center_loss_weight=weight)
+    jifd_logs = [step(None, batch) for batch in batches]
+
+    torch.manual_seed(0)
+    reference = _BoTReference(MODEL_CLASSES)
+    reference_loss = make_loss(cfg, MODEL_CLASSES)
+    optimizer = make_optimizer(cfg, reference)
+    center_optimizer = make_center_optimizer(cfg, reference_loss.center_criterion)
+    reference.train()
+    reference_logs = []
+    for batch in batches:
+        optimizer.zero_grad()
+        center_optimizer.zero_grad()
+        score, feat = reference(batch["images"])
+        terms = reference_loss({"cls_score": score, "feat": feat}, batch["pids"])
+        total = sum(terms.values())
+        total.backward()
+        optimizer.step()
+        for param in reference_loss.center_criterion.parameters():
+            param.grad.mul_(1.0 / weight)
+        center_optimizer.step()
+        reference_logs.append({**{k: v.item() for k, v in terms.items()}, "loss": total.item()})
+
+    assert list(jifd_logs[0]) == ["id", "triplet", "center", "loss", "acc"]
+    for ours, theirs in zip(jifd_logs, reference_logs):
+        for name, value in theirs.items():
+            assert ours[name] == pytest.approx(value, rel=1e-5, abs=1e-7), name
+    assert jifd_logs[2]["loss"] != jifd_logs[0]["loss"]
+
+
+def test_feature_level_train_step_logs_its_terms_and_steps_c_red():
+    from engine.extensions import build_extensions
+    from engine.runtime import Precision
+    from engine.train_step import TrainStep
+    from layers import make_loss
+    from modeling import build_model
+    from solver import make_optimizer
+    from types import SimpleNamespace
+
+    torch.manual_seed(0)
+    cfg = _model_cfg(feature=True)
+    cfg.MODEL.METRIC_LOSS_TYPE = "triplet"
+    model = build_model(cfg, MODEL_CLASSES)
+    reid_loss = make_loss(cfg, MODEL_CLASSES)
+    data = SimpleNamespace(num_classes=MODEL_CLASSES, num_domains=1)
+    extensions = build_extensions(cfg, data, model, torch.device("cpu"))
+    extension = extensions["feature_level"]
+    assert isinstance(extension, FeatureLevelExtension)
+    assert extension.classifier.weight.shape == (MODEL_CLASSES, 512)
+    # G(f) is 0 in the first step (zero-initialised decoder output), so only C_red's bias can move.
+    c_red_before = extension.classifier.bias.clone()
+    g_before = model.feature_disentangler.decoder[-1].weight.clone()
+    step = TrainStep(model, reid_loss, make_optimizer(cfg, model), None,
+                     Precision(device=torch.device("cpu")), extensions.values())
+    logs = step(None, _train_batch())
+    assert list(logs) == ["id", "triplet", "feat_rec", "feat_kl", "feat_conf", "loss", "acc"]
+    assert logs["loss"] == pytest.approx(sum(logs[k] for k in list(logs)[:5]), rel=1e-5)
+    assert not torch.equal(extension.classifier.bias, c_red_before)
+    assert not torch.equal(model.feature_disentangler.decoder[-1].weight, g_before)
+    assert not any(key.startswith("classifier_red") for key in model.state_dict())
+
+
+def test_checkpoint_restores_feature_disentangler(tmp_path):
+    from modeling import build_model
+    from modeling.weight_loading import load_reid_weights
+
+    torch.manual_seed(0)
+    trained = build_model(_model_cfg(feature=True), MODEL_CLASSES)
+    torch.nn.init.normal_(trained.feature_disentangler.decoder[-1].weight)
+    path = tmp_path / "model_final.pth"
+    torch.save(trained.state_dict(), path)
+    torch.manual_seed(1)
+    fresh = build_model(_model_cfg(feature=True), MODEL_CLASSES)
+    report = load_reid_weights(fresh, str(path))
+    assert report["missing"] == [] and report["unexpected"] == []
+    for key, value in trained.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
