@@ -31,8 +31,10 @@ class TripletLoss(nn.Module):
         self.soft_margin = soft_margin
 
     def forward(self, features, labels):
-        features = features.float()
-        dist_ap, dist_an = hard_example_mining(euclidean_dist(features, features), labels)
+        # Distances in float32 even under autocast: fp16 loses the small gaps the margin acts on.
+        with torch.autocast(features.device.type, enabled=False):
+            features = features.float()
+            dist_ap, dist_an = hard_example_mining(euclidean_dist(features, features), labels)
         if self.soft_margin:
             return F.softplus(dist_ap - dist_an).mean()
         return F.relu(dist_ap - dist_an + self.margin).mean()

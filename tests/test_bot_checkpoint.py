@@ -138,3 +138,16 @@ def test_pickled_whole_model_is_refused_with_conversion_advice(tmp_path, target_
 def test_missing_file_is_a_user_error(tmp_path, target_model):
     with pytest.raises(UserError, match="TEST.WEIGHT"):
         load_reid_weights(target_model, str(tmp_path / "absent.pth"), config_key="TEST.WEIGHT")
+
+
+def test_pretrain_choice_self_loads_the_checkpoint(reference, tmp_path):
+    state_dict, images, features = reference
+    path = tmp_path / "bot.pth"
+    torch.save(state_dict, path)
+    cfg = get_default_cfg()
+    cfg.MODEL.PRETRAIN_CHOICE = "self"
+    cfg.MODEL.PRETRAIN_PATH = str(path)
+    model = build_model(cfg, FILE_CLASSES).eval()
+    assert torch.equal(model.classifier.weight, state_dict["classifier.weight"])
+    with torch.no_grad():
+        torch.testing.assert_close(model(images), features, atol=1e-5, rtol=0)
