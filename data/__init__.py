@@ -1,5 +1,5 @@
 """Datasets, samplers and loaders; ``make_data_loaders(cfg)`` is the entry point."""
-from .build import DataBundle, make_data_loaders
+from .build import DataBundle, TestData, make_data_loaders, make_test_data
 from .reid_folder import ImageRecord
 
-__all__ = ["DataBundle", "ImageRecord", "make_data_loaders"]
+__all__ = ["DataBundle", "ImageRecord", "TestData", "make_data_loaders", "make_test_data"]

@@ -25,17 +25,23 @@ from .transforms import build_transforms, input_size
 
 
 @dataclass
-class DataBundle:
+class TestData:
+    """The target's query + gallery, all that evaluation needs."""
+
+    test_loader: DataLoader
+    num_query: int
+    query_records: list
+    gallery_records: list
+
+
+@dataclass
+class DataBundle(TestData):
     """Everything the trainer and the evaluator need from the data."""
 
     train_loader: DataLoader
-    test_loader: DataLoader
-    num_query: int
     num_classes: int
     num_domains: int
     train_records: list
-    query_records: list
-    gallery_records: list
     train_sampler: object
 
 
@@ -57,6 +63,14 @@ def _train_sampler(cfg, records, batch_size, rank, world_size):
                                  seed=cfg.SOLVER.SEED, rank=rank, world_size=world_size)
 
 
+def _generate_demo_if_asked(cfg):
+    if cfg.DATASETS.GENERATE_DEMO:
+        # Imported only for demo runs. It returns at once when ROOT_DIR already
+        # holds the datasets (generated with DEMO_SEED, or the user's own).
+        from .demo_data import ensure_demo_data
+        ensure_demo_data(cfg)
+
+
 def make_data_loaders(cfg):
     """Read the datasets named by the config and build their loaders.
 
@@ -64,11 +78,7 @@ def make_data_loaders(cfg):
     rank loads IMS_PER_BATCH / world_size images of distinct identities.
     The test loader (query first, then gallery) is the same on every rank.
     """
-    if cfg.DATASETS.GENERATE_DEMO:
-        # Imported only for demo runs. It returns at once when ROOT_DIR already
-        # holds the datasets (generated with DEMO_SEED, or the user's own).
-        from .demo_data import ensure_demo_data
-        ensure_demo_data(cfg)
+    _generate_demo_if_asked(cfg)
     train_records, num_classes, num_domains = load_train_set(cfg)
     query_records, gallery_records = load_test_set(cfg)
     log_statistics(cfg, train_records, query_records, gallery_records)
@@ -79,28 +89,39 @@ def make_data_loaders(cfg):
                         f"evenly over {world_size} processes")
     batch_size = cfg.SOLVER.IMS_PER_BATCH // world_size
     train_sampler = _train_sampler(cfg, train_records, batch_size, rank, world_size)
-    loader_options = dict(num_workers=cfg.DATALOADER.NUM_WORKERS, pin_memory=_uses_cuda(cfg),
-                          persistent_workers=False)
 
     train_set = ImageDataset(train_records, build_transforms(cfg, is_train=True),
                              target_size=input_size(cfg, is_train=True), draft=cfg.INPUT.JPEG_DRAFT,
                              is_train=True, strict=cfg.DATASETS.STRICT)
     train_loader = DataLoader(train_set, batch_size=batch_size, sampler=train_sampler, drop_last=True,
-                              generator=train_sampler.generator, **loader_options)
+                              generator=train_sampler.generator, **_loader_options(cfg))
 
-    test_set = ImageDataset(query_records + gallery_records, build_transforms(cfg, is_train=False),
-                            target_size=input_size(cfg, is_train=False), draft=cfg.INPUT.JPEG_DRAFT,
-                            is_train=False, strict=cfg.DATASETS.STRICT)
-    test_loader = DataLoader(test_set, batch_size=cfg.TEST.IMS_PER_BATCH, shuffle=False, **loader_options)
-
+    test = _test_data(cfg, query_records, gallery_records)
     return DataBundle(
         train_loader=train_loader,
-        test_loader=test_loader,
-        num_query=len(query_records),
         num_classes=num_classes,
         num_domains=num_domains,
         train_records=train_records,
-        query_records=query_records,
-        gallery_records=gallery_records,
         train_sampler=train_sampler,
+        **vars(test),
     )
+
+
+def _loader_options(cfg):
+    return dict(num_workers=cfg.DATALOADER.NUM_WORKERS, pin_memory=_uses_cuda(cfg), persistent_workers=False)
+
+
+def _test_data(cfg, query_records, gallery_records):
+    test_set = ImageDataset(query_records + gallery_records, build_transforms(cfg, is_train=False),
+                            target_size=input_size(cfg, is_train=False), draft=cfg.INPUT.JPEG_DRAFT,
+                            is_train=False, strict=cfg.DATASETS.STRICT)
+    test_loader = DataLoader(test_set, batch_size=cfg.TEST.IMS_PER_BATCH, shuffle=False, **_loader_options(cfg))
+    return TestData(test_loader=test_loader, num_query=len(query_records), query_records=query_records,
+                    gallery_records=gallery_records)
+
+
+def make_test_data(cfg):
+    """Only the target's query + gallery: testing needs no training set on disk."""
+    _generate_demo_if_asked(cfg)
+    query_records, gallery_records = load_test_set(cfg)
+    return _test_data(cfg, query_records, gallery_records)

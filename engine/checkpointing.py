@@ -1,7 +1,5 @@
 """Checkpoints that resume a run exactly: every state, RNGs included, written atomically."""
-import glob
 import os
-import pickle
 import random
 import re
 
@@ -9,6 +7,7 @@ import numpy as np
 import torch
 from ignite.handlers import Checkpoint, DiskSaver, global_step_from_engine
 
+from modeling.weight_loading import read_weights_file
 from utils.errors import UserError
 
 CHECKPOINT_PREFIX = "checkpoint"
@@ -70,20 +69,9 @@ def find_checkpoint(path):
     return max(found)[1]
 
 
-def load_checkpoint_file(path):
-    """torch.load with weights_only=True; a file that needs unpickling of code is refused."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise UserError(f"{path}: refused to load, it holds pickled objects, not only tensors ({err}). "
-                        "Re-save it as a state dict in a trusted environment.") from None
-    except (RuntimeError, EOFError) as err:
-        raise UserError(f"{path}: not a readable checkpoint ({err})") from None
-
-
 def restore(to_load, path):
     """Load every object of a training checkpoint; say which file when something does not fit."""
-    state = load_checkpoint_file(path)
+    state = read_weights_file(path, "--resume")
     missing = [name for name in to_load if name not in state]
     if missing:
         raise UserError(f"{path}: not a training checkpoint of this configuration, it lacks {missing}")
@@ -91,7 +79,3 @@ def restore(to_load, path):
         Checkpoint.load_objects(to_load=to_load, checkpoint=state)
     except (RuntimeError, ValueError, KeyError) as err:
         raise UserError(f"{path}: does not fit this configuration ({str(err).splitlines()[0]})") from None
-
-
-def existing_checkpoints(output_dir):
-    return sorted(glob.glob(os.path.join(output_dir, f"{CHECKPOINT_PREFIX}_*.pt")))

@@ -16,7 +16,7 @@ def _image_level(cfg, data, model, device):
 def _feature_level(cfg, data, model, device):
     from .feature_level import FeatureLevelExtension
 
-    return FeatureLevelExtension(cfg, data.num_classes, model.classifier.in_features, device)
+    return FeatureLevelExtension(cfg, data.num_classes, model.in_planes, device)
 
 
 # name -> (is it switched on, builder); the name is also its key in checkpoints.

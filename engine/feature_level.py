@@ -6,13 +6,21 @@ the main step and owns C_red, the adversary that tries to read the identity
 from G(f). C_red is trained here, with cross-entropy on the detached G(f) of
 the same batch and its own Adam, after the main step; keeping it out of the
 model keeps the model's state dict free of training-only weights.
+
+At each epoch's end the log says how often C_red named the identity from
+G(f) during the epoch: near chance means G(f) holds little identity, which is
+what the feature level aims at.
 """
+import logging
+
 import torch
 import torch.nn.functional as F
 
 from config import ConfigError
 from layers.feature_disentangle_loss import FeatureDisentangleLoss
 from modeling.feature_disentangler import RedundantClassifier
+
+logger = logging.getLogger("jifd.train.feature_level")
 
 
 def _check_cfg(cfg):
@@ -34,8 +42,11 @@ class FeatureLevelExtension:
         self.classifier = RedundantClassifier(feat_dim, num_classes).to(device)
         lr = feature_cfg.CLASSIFIER_LR or cfg.SOLVER.BASE_LR
         self.optimizer = torch.optim.Adam(self.classifier.parameters(), lr=lr)
+        self.num_classes = num_classes
         self._redundant = None
         self._pids = None
+        self._correct = 0
+        self._seen = 0
 
     def compute_losses(self, batch, outputs, model, reid_loss):
         losses = self.criterion(
@@ -58,8 +69,22 @@ class FeatureLevelExtension:
         loss = F.cross_entropy(logits, self._pids)
         scaler.scale(loss).backward()
         scaler.step(self.optimizer)
+        # A tensor sum, read once per epoch, so that CUDA is not synchronised every step.
+        self._correct = self._correct + (logits.detach().argmax(dim=1) == self._pids).sum()
+        self._seen += self._pids.numel()
         self._redundant = None
         self._pids = None
+
+    def on_epoch_end(self, epoch, output_dir, batch):
+        """Log and return C_red's training accuracy on G(f) over the epoch (None without L_conf)."""
+        if not self._seen:
+            return None
+        accuracy = float(self._correct) / self._seen
+        logger.info("epoch %d: C_red named the identity from G(f) in %.1f%% of %d images (chance %.1f%%)",
+                    epoch, 100 * accuracy, self._seen, 100 / self.num_classes)
+        self._correct = 0
+        self._seen = 0
+        return accuracy
 
     def state_dict(self):
         return {"classifier": self.classifier.state_dict(), "optimizer": self.optimizer.state_dict()}

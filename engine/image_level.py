@@ -1,0 +1,173 @@
+"""Training extension of the image level: swaps, their losses, and the generator's own steps.
+
+Per iteration: the re-ID batch is brought to the generator's range and size;
+every image i gets a partner j from another domain; the disentangler's
+terms (layers.image_disentangle_loss) join the main loss, and the re-ID model
+runs once more, on the swapped images x_ij, for L_gen. The disentangler
+(all but T) is updated by its own Adam from the same backward pass; T then
+maximises the MINE bound on the codes kept from this batch, in float32.
+"""
+import os
+
+import torch
+
+from config import ConfigError
+from layers.image_disentangle_loss import (
+    ImageDisentangleLoss, mine_lower_bound, swapped_reid_loss)
+from modeling.image_disentangler import ImageDisentangler
+from utils.swap_grid import draw_swap_grid
+
+_WEIGHT_KEYS = ("W_REC", "W_CYC", "W_CODE", "W_DOM", "W_ADV", "W_MI", "W_GEN")
+# Adam betas of image-to-image GANs (MUNIT, DG-Net): a short momentum memory.
+_BETAS = (0.5, 0.999)
+_GRID_SOURCES = 6
+
+
+def _check_cfg(cfg):
+    image_cfg = cfg.DISENTANGLE.IMAGE
+    for key in _WEIGHT_KEYS + ("LR", "GRL_LAMBDA"):
+        if image_cfg[key] < 0:
+            raise ConfigError(f"DISENTANGLE.IMAGE.{key} = {image_cfg[key]} must be >= 0")
+    for key in ("BASE_CHANNELS", "ID_DIM", "DOMAIN_DIM", "MLP_DIM", "MINE_DIM"):
+        if image_cfg[key] < 1:
+            raise ConfigError(f"DISENTANGLE.IMAGE.{key} = {image_cfg[key]} must be >= 1")
+    height, width = image_cfg.SIZE
+    if height % 16 or width % 16:
+        raise ConfigError(
+            f"DISENTANGLE.IMAGE.SIZE = {list(image_cfg.SIZE)}: height and width must be multiples "
+            "of 16 (E_dom halves them 4 times, Dec doubles E_id's H/4 x W/4 code twice)")
+
+
+def pair_across_domains(domains):
+    """partner[i]: a random j with domains[j] != domains[i]; j != i when i's domain fills the batch.
+
+    Draws from the torch RNG of ``domains``' device, so it repeats under a seed.
+    """
+    count = domains.numel()
+    other_domain = domains[None, :] != domains[:, None]
+    not_self = ~torch.eye(count, dtype=torch.bool, device=domains.device)
+    allowed = torch.where(other_domain.any(dim=1, keepdim=True), other_domain, not_self)
+    scores = torch.rand(count, count, device=domains.device).masked_fill(~allowed, -1.0)
+    return scores.argmax(dim=1)
+
+
+def pick_grid_sources(pids, domains, count=_GRID_SOURCES):
+    """Indices of up to ``count`` images with distinct identities, taken from the domains in turn."""
+    by_domain = {}
+    for index, domain in enumerate(domains.tolist()):
+        by_domain.setdefault(domain, []).append(index)
+    queues = [by_domain[d] for d in sorted(by_domain)]
+    picked, seen = [], set()
+    pids = pids.tolist()
+    while len(picked) < count and any(queues):
+        for queue in queues:
+            while queue and pids[queue[0]] in seen:
+                queue.pop(0)
+            if queue and len(picked) < count:
+                index = queue.pop(0)
+                picked.append(index)
+                seen.add(pids[index])
+    return picked
+
+
+@torch.no_grad()
+def render_swap_grid(disentangler, id_images, domain_images):
+    """Generator images (N and M, in [-1, 1]) -> the PIL swap grid of Dec(c_r, s_c)."""
+    was_training = disentangler.training
+    disentangler.eval()
+    rows, cols = len(id_images), len(domain_images)
+    c = disentangler.encode_id(id_images)
+    s = disentangler.encode_domain(domain_images)
+    swaps = disentangler.decode(c.repeat_interleave(cols, dim=0), s.repeat(rows, 1))
+    disentangler.train(was_training)
+    swaps = disentangler.to_unit(swaps).view(rows, cols, *swaps.shape[1:])
+    return draw_swap_grid(disentangler.to_unit(id_images), disentangler.to_unit(domain_images), swaps)
+
+
+class ImageLevelExtension:
+    """Image-level terms ("img_rec", "img_cyc", "img_code", "img_dom", "img_adv", "img_mi",
+    "gen_id", "gen_triplet"), the disentangler's Adam and T's maximisation step."""
+
+    def __init__(self, cfg, num_domains, device):
+        _check_cfg(cfg)
+        image_cfg = cfg.DISENTANGLE.IMAGE
+        self.disentangler = ImageDisentangler(cfg, num_domains).to(device)
+        self.channels_last = device.type == "cuda" and bool(cfg.SOLVER.CHANNELS_LAST)
+        if self.channels_last:
+            self.disentangler.to(memory_format=torch.channels_last)
+        self.criterion = ImageDisentangleLoss(
+            w_rec=image_cfg.W_REC, w_cyc=image_cfg.W_CYC, w_code=image_cfg.W_CODE,
+            w_dom=image_cfg.W_DOM, w_adv=image_cfg.W_ADV, w_mi=image_cfg.W_MI)
+        self.w_gen = image_cfg.W_GEN
+        self.vis_period = image_cfg.VIS_PERIOD
+        self.optimizer = torch.optim.Adam(
+            self.disentangler.generator_parameters(), lr=image_cfg.LR, betas=_BETAS)
+        self.mine_optimizer = torch.optim.Adam(
+            self.disentangler.statistics_net.parameters(), lr=image_cfg.LR, betas=_BETAS)
+        self._has_terms = False
+        self._kept_codes = None
+
+    def compute_losses(self, batch, outputs, model, reid_loss):
+        images, domains = batch["images"], batch["domains"]
+        self._has_terms = self.criterion.active(need_swapped=bool(self.w_gen))
+        if not self._has_terms:
+            return {}
+        x = self.disentangler.from_reid(images)
+        partner = pair_across_domains(domains)
+        shuffle = torch.randperm(len(domains), device=domains.device) if self.criterion.w_mi else None
+        losses, result = self.criterion(
+            self.disentangler, x, domains, partner, shuffle, need_swapped=bool(self.w_gen))
+        if result.pooled_id is not None:
+            self._kept_codes = (result.pooled_id, result.domain_code)
+        if self.w_gen:
+            swapped = self.disentangler.to_reid(result.swapped, images.shape[-2:])
+            if self.channels_last:
+                swapped = swapped.contiguous(memory_format=torch.channels_last)
+            losses.update(swapped_reid_loss(reid_loss, model(swapped), batch["pids"], self.w_gen))
+        return losses
+
+    def zero_grad(self):
+        self.optimizer.zero_grad(set_to_none=True)
+        self.mine_optimizer.zero_grad(set_to_none=True)
+
+    def step(self, scaler):
+        """The disentangler's step on the main backward's gradients, then T's ascent step."""
+        if self._has_terms:
+            scaler.step(self.optimizer)
+            self._has_terms = False
+        if self._kept_codes is None:
+            return
+        pooled_id, domain_code = (code.float() for code in self._kept_codes)
+        self._kept_codes = None
+        self.mine_optimizer.zero_grad(set_to_none=True)
+        shuffle = torch.randperm(len(domain_code), device=domain_code.device)
+        bound = mine_lower_bound(self.disentangler.statistics_net, pooled_id, domain_code, shuffle)
+        (-bound).backward()
+        self.mine_optimizer.step()
+
+    def state_dict(self):
+        return {"disentangler": self.disentangler.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "mine_optimizer": self.mine_optimizer.state_dict()}
+
+    def load_state_dict(self, state_dict):
+        self.disentangler.load_state_dict(state_dict["disentangler"])
+        self.optimizer.load_state_dict(state_dict["optimizer"])
+        self.mine_optimizer.load_state_dict(state_dict["mine_optimizer"])
+
+    def train(self, mode=True):
+        self.disentangler.train(mode)
+        return self
+
+    def on_epoch_end(self, epoch, output_dir, batch):
+        """Every VIS_PERIOD epochs, write output_dir/swaps_epoch{epoch}.png from ``batch``; return its path."""
+        if not self.vis_period or epoch % self.vis_period:
+            return None
+        device = self.disentangler.pixel_mean.device
+        picked = pick_grid_sources(batch["pids"], batch["domains"])
+        x = self.disentangler.from_reid(batch["images"][picked].to(device).float())
+        grid = render_swap_grid(self.disentangler, x, x)
+        os.makedirs(output_dir, exist_ok=True)
+        path = os.path.join(output_dir, f"swaps_epoch{epoch}.png")
+        grid.save(path)
+        return path

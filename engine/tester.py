@@ -1,0 +1,46 @@
+"""Testing a checkpoint on the target's query + gallery: tools/test.py's engine."""
+import logging
+import os
+
+from modeling import build_model
+from modeling.weight_loading import load_reid_weights
+from utils.errors import UserError
+from utils.metrics_report import format_metrics_table, plot_cmc, write_metrics_json
+from utils.reid_metric import estimate_evaluation_cost
+
+from data import make_test_data
+
+from .evaluator import evaluate
+from .runtime import resolve_device, resolve_precision
+
+logger = logging.getLogger("jifd.test")
+
+
+def build_test_model(cfg):
+    """The configured network with TEST.WEIGHT loaded; no ImageNet file needed."""
+    if not cfg.TEST.WEIGHT:
+        raise UserError("TEST.WEIGHT is empty: give the checkpoint to test, e.g. TEST.WEIGHT logs/run/model_final.pth")
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.MODEL.PRETRAIN_CHOICE = "none"
+    # The classifier is not used at test time; load_reid_weights skips one of another size.
+    model = build_model(cfg, num_classes=1)
+    load_reid_weights(model, cfg.TEST.WEIGHT, logger=logger, config_key="TEST.WEIGHT")
+    return model
+
+
+def do_test(cfg):
+    """Evaluate TEST.WEIGHT; print the table, write metrics.json and cmc.png to OUTPUT_DIR."""
+    device = resolve_device(cfg.MODEL.DEVICE)
+    precision = resolve_precision(cfg, device)
+    model = precision.prepare_model(build_test_model(cfg))
+    data = make_test_data(cfg)
+    num_gallery = len(data.gallery_records)
+    logger.info(estimate_evaluation_cost(data.num_query, num_gallery, model.in_planes,
+                                         cfg.TEST.EVAL_MEMORY_MB, re_ranking=cfg.TEST.RE_RANKING == "yes"))
+    metrics = evaluate(cfg, model, data, precision)
+    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    write_metrics_json(cfg.OUTPUT_DIR, metrics, cfg.DATASETS.TARGET, cfg.TEST.WEIGHT)
+    plot_cmc(cfg.OUTPUT_DIR, metrics, label=cfg.DATASETS.TARGET)
+    logger.info("%s", format_metrics_table(metrics, f"{cfg.DATASETS.TARGET} query/gallery, {cfg.TEST.WEIGHT}"))
+    return metrics

@@ -1,0 +1,59 @@
+import subprocess
+import sys
+
+import pytest
+
+from config import ConfigError, load_cfg
+
+
+def test_defaults_are_the_bot_baseline():
+    cfg = load_cfg()
+    assert cfg.MODEL.NAME == "resnet50" and cfg.MODEL.LAST_STRIDE == 1 and not cfg.MODEL.STEM_RELU
+    assert cfg.SOLVER.BASE_LR == pytest.approx(3.5e-4) and list(cfg.SOLVER.STEPS) == [40, 70]
+    assert not cfg.DISENTANGLE.IMAGE.ENABLED and not cfg.DISENTANGLE.FEATURE.ENABLED
+    assert cfg.MODEL.DEVICE == "auto"
+
+
+def test_overrides_are_typed_and_applied(tmp_path):
+    path = tmp_path / "x.yml"
+    path.write_text("MODEL:\n  NAME: resnet18\nSOLVER:\n  MAX_EPOCHS: 3\n")
+    cfg = load_cfg(str(path), ["SOLVER.MAX_EPOCHS", "5", "DATASETS.SOURCES", "['veri','vehiclex']"])
+    assert cfg.MODEL.NAME == "resnet18"
+    assert cfg.SOLVER.MAX_EPOCHS == 5
+    assert list(cfg.DATASETS.SOURCES) == ["veri", "vehiclex"]
+
+
+@pytest.mark.parametrize("opts, needle", [
+    (["SOLVER.BASE_LRR", "0.1"], "SOLVER.BASE_LRR"),
+    (["MODEL.NAME", "resnet51"], "MODEL.NAME"),
+    (["SOLVER.MAX_EPOCHS", "'ten'"], "SOLVER.MAX_EPOCHS"),
+    (["DATASETS.SOURCES", "['veri','kitti']"], "DATASETS.SOURCES"),
+    (["DATASETS.TARGET", "vehiclex"], "DATASETS.TARGET"),
+    (["SOLVER.IMS_PER_BATCH", "30"], "SOLVER.IMS_PER_BATCH"),
+    (["SOLVER.MAX_EPOCHS"], "KEY VALUE"),
+])
+def test_mistakes_name_the_key(opts, needle):
+    with pytest.raises(ConfigError) as err:
+        load_cfg("", opts)
+    assert needle in str(err.value)
+
+
+def test_typo_in_yaml_file_names_file_and_key(tmp_path):
+    path = tmp_path / "typo.yml"
+    path.write_text("SOLVER:\n  MAX_EPOCH: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_cfg(str(path))
+    assert "typo.yml" in str(err.value) and "SOLVER.MAX_EPOCH" in str(err.value)
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="config file not found: nope.yml"):
+        load_cfg("nope.yml")
+
+
+def test_cli_prints_one_line_without_traceback():
+    result = subprocess.run([sys.executable, "tools/train.py", "SOLVER.BASE_LRR", "0.1"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("error:") and "SOLVER.BASE_LRR" in result.stderr

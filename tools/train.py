@@ -1,0 +1,28 @@
+"""Train the BoT baseline or JIFD: python tools/train.py --config_file F [KEY VALUE ...]"""
+import argparse
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from config import load_cfg  # noqa: E402
+from engine.trainer import do_train  # noqa: E402
+from utils.cli import add_config_arguments, run_cli  # noqa: E402
+from utils.logger import setup_logger  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Train a vehicle re-ID model (BoT baseline or JIFD).")
+    add_config_arguments(parser)
+    parser.add_argument("--resume", default="",
+                        help="a run folder (its newest checkpoint) or a checkpoint file to continue from")
+    args = parser.parse_args()
+    cfg = load_cfg(args.config_file, args.opts)
+    logger = setup_logger(cfg.OUTPUT_DIR)
+    logger.info("config file %s, overrides %s", args.config_file or "(defaults)", args.opts)
+    logger.debug("full config:\n%s", cfg.dump())
+    do_train(cfg, resume=args.resume)
+
+
+if __name__ == "__main__":
+    run_cli(main)
