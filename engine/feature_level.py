@@ -8,8 +8,8 @@ the same batch and its own Adam, after the main step; keeping it out of the
 model keeps the model's state dict free of training-only weights.
 
 At each epoch's end the log says how often C_red named the identity from
-G(f) during the epoch: near chance means G(f) holds little identity, which is
-what the feature level aims at.
+G(f) during the epoch, each batch judged before C_red learns from it: near
+chance means G(f) holds little identity, which is what L_conf aims at.
 """
 import logging
 

@@ -164,6 +164,9 @@ def test_c_red_step_changes_only_c_red_and_learns():
     for key, value in extension.classifier.state_dict().items():
         assert not torch.equal(value, c_red_before[key]), key
     assert ce_last < 0.5 * ce_first
+    accuracy = extension.on_epoch_end(1, "", None)
+    assert 1.0 / NUM_CLASSES < accuracy <= 1.0
+    assert extension.on_epoch_end(2, "", None) is None
 
 
 def test_weight_zero_removes_term_and_its_cost():
@@ -182,6 +185,7 @@ def test_weight_zero_removes_term_and_its_cost():
     extension.compute_losses(_batch(), outputs, None, None)
     extension.step(_scaler())
     assert calls == []
+    assert extension.on_epoch_end(1, "", None) is None
     for key, value in extension.classifier.state_dict().items():
         assert torch.equal(value, before[key])
 
