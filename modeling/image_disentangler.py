@@ -1,0 +1,235 @@
+"""Image-level disentanglement (JIFD after DAL): ID code, domain code, decoder, heads.
+
+An image x is split into a spatial identity code c = E_id(x) and a domain
+code s = E_dom(x); Dec(c, s) draws the vehicle of c in the style of s, so
+Dec(c_i, s_j) is image i moved into image j's domain. C_dom reads the domain
+from s, C_adv tries to read it from c through a gradient-reversal layer, and
+T is the MINE statistics network that estimates the mutual information
+between c and s.
+
+Pixel range: the generator works on images in [-1, 1] (tanh output) at
+DISENTANGLE.IMAGE.SIZE. ``from_reid`` turns a re-ID batch (normalised with
+INPUT.PIXEL_MEAN/STD at the re-ID size) into that range and size;
+``to_reid`` turns generated images back into re-ID input, differentiably, so
+that the re-ID loss on swapped images trains the generator too.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .gradient_reversal import GradientReversal
+
+
+def _conv(in_ch, out_ch, kernel, stride=1):
+    return nn.Conv2d(in_ch, out_ch, kernel, stride, padding=(kernel - 1) // 2 if stride == 1 else 1,
+                     padding_mode="reflect")
+
+
+class _ConvBlock(nn.Sequential):
+    """conv -> optional norm -> ReLU."""
+
+    def __init__(self, in_ch, out_ch, kernel, stride=1, norm=None):
+        layers = [_conv(in_ch, out_ch, kernel, stride)]
+        if norm is not None:
+            layers.append(norm(out_ch))
+        layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+def _instance_norm(channels):
+    return nn.InstanceNorm2d(channels, affine=False)
+
+
+def _layer_norm(channels):
+    # LayerNorm over (C, H, W) with a per-channel affine; independent of the batch.
+    return nn.GroupNorm(1, channels)
+
+
+class _ResBlock(nn.Module):
+    """x + IN(conv(ReLU(IN(conv(x)))))."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv(channels, channels, 3), _instance_norm(channels), nn.ReLU(inplace=True),
+            _conv(channels, channels, 3), _instance_norm(channels))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class IdentityEncoder(nn.Module):
+    """E_id: 4 conv blocks (2 of stride 2) + residual blocks -> c, B x id_dim x H/4 x W/4.
+
+    Instance normalisation throughout strips each image's global colour and
+    contrast statistics, which are mostly domain; the final one makes every
+    channel of c zero-mean and unit-variance over space.
+    """
+
+    def __init__(self, base_channels, id_dim, res_blocks):
+        super().__init__()
+        b = base_channels
+        self.net = nn.Sequential(
+            _ConvBlock(3, b, 7, norm=_instance_norm),
+            _ConvBlock(b, 2 * b, 4, stride=2, norm=_instance_norm),
+            _ConvBlock(2 * b, 4 * b, 4, stride=2, norm=_instance_norm),
+            _ConvBlock(4 * b, id_dim, 3, norm=_instance_norm),
+            *[_ResBlock(id_dim) for _ in range(res_blocks)],
+            _instance_norm(id_dim))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class DomainEncoder(nn.Module):
+    """E_dom: 4 stride-2 conv blocks + global average pooling + linear -> s, B x domain_dim.
+
+    No normalisation: the channel statistics it would remove are the style.
+    """
+
+    def __init__(self, base_channels, domain_dim):
+        super().__init__()
+        b = base_channels
+        self.net = nn.Sequential(
+            _ConvBlock(3, b, 4, stride=2),
+            _ConvBlock(b, 2 * b, 4, stride=2),
+            _ConvBlock(2 * b, 4 * b, 4, stride=2),
+            _ConvBlock(4 * b, 4 * b, 4, stride=2),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten())
+        self.fc = nn.Linear(4 * b, domain_dim)
+
+    def forward(self, x):
+        return self.fc(self.net(x))
+
+
+class _AdaINResBlock(nn.Module):
+    """Residual block whose two instance norms take scale and shift from the domain code."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = _conv(channels, channels, 3)
+        self.conv2 = _conv(channels, channels, 3)
+
+    @staticmethod
+    def _adain(x, gamma, beta):
+        # 1 + gamma: an untrained MLP (output near 0) starts from plain instance norm.
+        x = F.instance_norm(x)
+        return x * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+
+    def forward(self, x, params):
+        gamma1, beta1, gamma2, beta2 = params
+        h = F.relu(self._adain(self.conv1(x), gamma1, beta1))
+        return x + self._adain(self.conv2(h), gamma2, beta2)
+
+
+class Decoder(nn.Module):
+    """Dec(c, s): AdaIN residual blocks (MLP(s) gives their scale/shift), 2 upsampling blocks, tanh."""
+
+    def __init__(self, id_dim, domain_dim, base_channels, res_blocks, mlp_dim):
+        super().__init__()
+        b = base_channels
+        self.id_dim = id_dim
+        self.blocks = nn.ModuleList(_AdaINResBlock(id_dim) for _ in range(res_blocks))
+        self.mlp = nn.Sequential(
+            nn.Linear(domain_dim, mlp_dim), nn.ReLU(inplace=True),
+            nn.Linear(mlp_dim, mlp_dim), nn.ReLU(inplace=True),
+            nn.Linear(mlp_dim, 4 * id_dim * res_blocks))
+        self.upsample = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            _ConvBlock(id_dim, 2 * b, 3, norm=_layer_norm),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            _ConvBlock(2 * b, b, 3, norm=_layer_norm),
+            _conv(b, 3, 7),
+            nn.Tanh())
+
+    def forward(self, c, s):
+        params = self.mlp(s).split(self.id_dim, dim=1)
+        h = c
+        for index, block in enumerate(self.blocks):
+            h = block(h, params[4 * index:4 * index + 4])
+        return self.upsample(h)
+
+
+class MineStatistics(nn.Module):
+    """T(pooled c, s) -> one score per pair, for the Donsker-Varadhan bound of MINE."""
+
+    def __init__(self, id_dim, domain_dim, hidden_dim):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(id_dim + domain_dim, hidden_dim), nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, hidden_dim), nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, 1))
+
+    def forward(self, pooled_id, domain_code):
+        return self.net(torch.cat([pooled_id, domain_code], dim=1)).squeeze(1)
+
+
+class ImageDisentangler(nn.Module):
+    """E_id, E_dom, Dec, C_dom, C_adv (behind the GRL) and T, sized by DISENTANGLE.IMAGE.*."""
+
+    def __init__(self, cfg, num_domains):
+        super().__init__()
+        image_cfg = cfg.DISENTANGLE.IMAGE
+        base, id_dim, domain_dim = image_cfg.BASE_CHANNELS, image_cfg.ID_DIM, image_cfg.DOMAIN_DIM
+        self.size = tuple(image_cfg.SIZE)
+        self.id_encoder = IdentityEncoder(base, id_dim, image_cfg.ENCODER_RES_BLOCKS)
+        self.domain_encoder = DomainEncoder(base, domain_dim)
+        self.decoder = Decoder(id_dim, domain_dim, base, image_cfg.DECODER_RES_BLOCKS, image_cfg.MLP_DIM)
+        self.domain_classifier = nn.Linear(domain_dim, num_domains)
+        self.adversarial_classifier = nn.Sequential(
+            GradientReversal(image_cfg.GRL_LAMBDA), nn.Linear(id_dim, num_domains))
+        self.statistics_net = MineStatistics(id_dim, domain_dim, image_cfg.MINE_DIM)
+        self.register_buffer("pixel_mean", torch.tensor(cfg.INPUT.PIXEL_MEAN).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(cfg.INPUT.PIXEL_STD).view(1, 3, 1, 1),
+                             persistent=False)
+
+    def encode_id(self, x):
+        return self.id_encoder(x)
+
+    def encode_domain(self, x):
+        return self.domain_encoder(x)
+
+    def decode(self, c, s):
+        return self.decoder(c, s)
+
+    @staticmethod
+    def pool_id(c):
+        """B x id_dim summary of c for C_adv and T.
+
+        Max, not mean: c is instance-normalised, so its spatial mean is 0 in
+        every channel and would carry nothing.
+        """
+        return torch.amax(c, dim=(2, 3))
+
+    def generator_parameters(self):
+        """Everything the generator's Adam updates: all but T, which maximises in its own step."""
+        skip = {id(p) for p in self.statistics_net.parameters()}
+        return [p for p in self.parameters() if id(p) not in skip]
+
+    @staticmethod
+    def _resize(x, size):
+        if tuple(x.shape[-2:]) == tuple(size):
+            return x
+        shrinking = x.shape[-2] > size[0] or x.shape[-1] > size[1]
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+
+    def from_unit(self, images):
+        """Images in [0, 1] at any size -> generator input: [-1, 1] at DISENTANGLE.IMAGE.SIZE."""
+        return self._resize(images, self.size) * 2 - 1
+
+    def from_reid(self, images):
+        """A re-ID batch (mean/std-normalised) -> generator input: [-1, 1] at DISENTANGLE.IMAGE.SIZE."""
+        unit = (images * self.pixel_std + self.pixel_mean).clamp(0, 1)
+        return self.from_unit(unit)
+
+    @staticmethod
+    def to_unit(generated):
+        """Generator images ([-1, 1]) -> [0, 1], for pictures."""
+        return ((generated + 1) / 2).clamp(0, 1)
+
+    def to_reid(self, generated, size):
+        """Generator images -> re-ID input at ``size`` (height, width); differentiable."""
+        unit = self._resize((generated + 1) / 2, size)
+        return (unit - self.pixel_mean) / self.pixel_std
