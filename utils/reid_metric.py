@@ -1,0 +1,479 @@
+"""Re-ID ranking metrics: CMC, mAP and mINP, exact, in bounded memory.
+
+Protocol (design/evaluation.md): each query ranks the whole gallery by
+ascending distance; gallery entries with the query's identity AND camera are
+removed; a query with no true match left is not counted. Ties in distance are
+broken by gallery index (the order of a stable sort). With no counted query
+at all the evaluators raise `NoValidQueryError`, never return NaN.
+
+CMC(k) is reported for k = 1..max_rank whatever the gallery size: past the end
+of a query's ranked list it stays at 1 (a counted query always has a match).
+
+Two implementations with identical numbers:
+- `eval_func` / `eval_func_with_minp`: the classic interface, a dense numpy
+  distance matrix in, ranked by a stable argsort (vectorised over queries).
+- `evaluate_features`: features in; query blocks whose memory is bounded by
+  `memory_mb`, the full query x gallery matrix is never built. For one query
+  only the gallery entries not farther than its hardest true match can change
+  its AP, CMC or mINP; only those "candidates" are sorted, by the exact key
+  (distance, gallery index).
+"""
+import logging
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import ignite.distributed as idist
+from ignite.metrics import Metric
+
+from utils.errors import UserError
+
+logger = logging.getLogger("jifd.eval")
+
+DISTANCES = ("euclidean", "cosine")
+
+# Query rows per matrix product. BLAS picks its kernel by shape, and a row can
+# come out a few ulps different in a product with a different number of rows
+# (MKL does so below ~12 rows). Both the dense matrix and the blocked evaluator
+# compute the same fixed row chunks, so their distances agree bit for bit.
+_GEMM_ROWS = 128
+
+# Peak bytes per query x gallery element of a block: the distance (4) plus
+# the larger of the dense search (insertion index 8, gathered bound 4, tie
+# mask 1) and the candidate search, budgeted for half of the entries being
+# candidates although it runs below _DENSE_FRACTION (per candidate: row and
+# column 16, then row, key, insertion index and two temporaries, 8 each).
+_BYTES_PER_ELEMENT = 32
+
+
+class NoValidQueryError(UserError, ValueError):
+    """No query has a true match left in the gallery: the metrics are undefined."""
+
+
+def _no_valid_query(num_query):
+    return NoValidQueryError(
+        f"none of the {num_query} queries has a true match in the gallery (same identity, "
+        "other camera): CMC/mAP/mINP are undefined; check the query and gallery folders"
+    )
+
+
+def _as_bool(value, key):
+    if isinstance(value, str):
+        if value.lower() not in ("yes", "no"):
+            raise ValueError(f"{key} must be 'yes' or 'no', got {value!r}")
+        return value.lower() == "yes"
+    return bool(value)
+
+
+def _check_labels(num_query, num_gallery, q_pids, g_pids, q_camids, g_camids):
+    q_pids, g_pids = np.asarray(q_pids).reshape(-1), np.asarray(g_pids).reshape(-1)
+    q_camids, g_camids = np.asarray(q_camids).reshape(-1), np.asarray(g_camids).reshape(-1)
+    if len(q_pids) != num_query or len(q_camids) != num_query:
+        raise ValueError(f"{num_query} queries but {len(q_pids)} pids and {len(q_camids)} camids")
+    if len(g_pids) != num_gallery or len(g_camids) != num_gallery:
+        raise ValueError(f"{num_gallery} gallery items but {len(g_pids)} pids and {len(g_camids)} camids")
+    if num_gallery == 0:
+        raise ValueError("the gallery is empty")
+    return q_pids, g_pids, q_camids, g_camids
+
+
+def _summary(ap, inp, first_pos, num_query, num_gallery, max_rank):
+    """The metrics dict from per-counted-query AP, INP and first-match position (0-based)."""
+    num_valid = len(ap)
+    if num_valid == 0:
+        raise _no_valid_query(num_query)
+    reported = max(max_rank, 10)
+    hits = np.bincount(np.minimum(first_pos, reported), minlength=reported + 1)[:reported]
+    cmc = np.cumsum(hits) / num_valid
+    return {
+        "mAP": float(np.mean(ap)),
+        "rank1": float(cmc[0]),
+        "rank5": float(cmc[4]),
+        "rank10": float(cmc[9]),
+        "mINP": float(np.mean(inp)),
+        "cmc": [float(c) for c in cmc[:max_rank]],
+        "num_query": int(num_query),
+        "num_gallery": int(num_gallery),
+        "num_valid_query": int(num_valid),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Classic dense evaluator
+# ---------------------------------------------------------------------------
+
+def _sorted_rows_stats(dist_rows, q_pids, q_camids, g_pids, g_camids):
+    """Counted-row mask and per counted row (AP, INP, first-match position), by a stable argsort."""
+    order = np.argsort(dist_rows, axis=1, kind="stable")
+    same_id = g_pids[order] == q_pids[:, None]
+    junk = same_id & (g_camids[order] == q_camids[:, None])
+    match = same_id & ~junk
+    counted = match.any(axis=1)
+    match, junk = match[counted], junk[counted]
+    position = np.cumsum(~junk, axis=1) - 1
+    num_match = match.sum(axis=1)
+    precision = np.where(match, np.cumsum(match, axis=1) / np.maximum(position + 1.0, 1.0), 0.0)
+    rows = np.arange(len(match))
+    first = position[rows, np.argmax(match, axis=1)]
+    last = position[rows, match.shape[1] - 1 - np.argmax(match[:, ::-1], axis=1)]
+    return counted, precision.sum(axis=1) / num_match, num_match / (last + 1.0), first
+
+
+def eval_func_with_minp(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
+    """(cmc, mAP, mINP) of a dense query x gallery distance matrix (numpy).
+
+    cmc is a float array of length max_rank. Ranking is a stable argsort, so
+    equal distances keep gallery order.
+    """
+    distmat = np.asarray(distmat)
+    num_q, num_g = distmat.shape
+    q_pids, g_pids, q_camids, g_camids = _check_labels(num_q, num_g, q_pids, g_pids, q_camids, g_camids)
+    parts = []
+    rows_per_chunk = max(1, (1 << 24) // num_g)
+    for start in range(0, num_q, rows_per_chunk):
+        stop = min(start + rows_per_chunk, num_q)
+        parts.append(_sorted_rows_stats(distmat[start:stop], q_pids[start:stop], q_camids[start:stop],
+                                        g_pids, g_camids)[1:])
+    ap, inp, first = (np.concatenate(p) for p in zip(*parts))
+    summary = _summary(ap, inp, first, num_q, num_g, max_rank)
+    return np.asarray(summary["cmc"], dtype=np.float64), summary["mAP"], summary["mINP"]
+
+
+def eval_func(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
+    """(cmc, mAP): the classic re-ID evaluation of a dense numpy distance matrix."""
+    cmc, mean_ap, _ = eval_func_with_minp(distmat, q_pids, g_pids, q_camids, g_camids, max_rank)
+    return cmc, mean_ap
+
+
+# ---------------------------------------------------------------------------
+# Distances
+# ---------------------------------------------------------------------------
+
+class _DistanceRows:
+    """Distances from query rows to the whole gallery, in fixed `_GEMM_ROWS` chunks.
+
+    Squared euclidean |q|^2 + |g|^2 - 2 q.g on the (optionally L2-normalised)
+    features, or cosine distance 1 - q.g on L2-normalised features.
+    """
+
+    def __init__(self, qf, gf, distance, feat_norm, device=None):
+        if distance not in DISTANCES:
+            raise ValueError(f"TEST.DISTANCE must be one of {DISTANCES}, got {distance!r}")
+        if qf.dim() != 2 or gf.dim() != 2 or qf.shape[1] != gf.shape[1]:
+            raise ValueError(f"features must be N x D with equal D, got {tuple(qf.shape)} and {tuple(gf.shape)}")
+        device = qf.device if device is None else torch.device(device)
+        qf, gf = qf.detach().to(device, torch.float32), gf.detach().to(device, torch.float32)
+        if not (torch.isfinite(qf).all() and torch.isfinite(gf).all()):
+            raise ValueError("features contain NaN or infinite values; they cannot be ranked")
+        if distance == "cosine" or _as_bool(feat_norm, "TEST.FEAT_NORM"):
+            qf, gf = F.normalize(qf, dim=1), F.normalize(gf, dim=1)
+        self.distance = distance
+        self.query, self.gallery_t = qf, gf.t()
+        if distance == "euclidean":
+            self.query_sq, self.gallery_sq = (qf * qf).sum(1), (gf * gf).sum(1)
+        self.num_query, self.num_gallery, self.device = qf.shape[0], gf.shape[0], device
+
+    def fill(self, start, stop, out):
+        """Write the rows start:stop (start a multiple of _GEMM_ROWS) into out."""
+        for chunk in range(start, stop, _GEMM_ROWS):
+            end = min(chunk + _GEMM_ROWS, stop)
+            rows = out[chunk - start:end - start]
+            if self.distance == "euclidean":
+                torch.add(self.query_sq[chunk:end, None], self.gallery_sq[None, :], out=rows)
+                rows.addmm_(self.query[chunk:end], self.gallery_t, alpha=-2)
+            else:
+                rows.fill_(1).addmm_(self.query[chunk:end], self.gallery_t, alpha=-1)
+        return out
+
+
+def compute_distance_matrix(qf, gf, distance="euclidean", feat_norm=True):
+    """The dense query x gallery distance matrix (torch, float32), as the evaluator computes it."""
+    rows = _DistanceRows(qf, gf, distance, feat_norm)
+    out = torch.empty(rows.num_query, rows.num_gallery, device=rows.device)
+    return rows.fill(0, rows.num_query, out)
+
+
+# ---------------------------------------------------------------------------
+# Blocked evaluator
+# ---------------------------------------------------------------------------
+
+class _Identities:
+    """For each query, the gallery entries of its identity: true matches and junk (same camera)."""
+
+    def __init__(self, q_pids, g_pids, q_camids, g_camids, device):
+        self.q_pids, self.q_camids, self.g_pids, self.g_camids = q_pids, q_camids, g_pids, g_camids
+        self.g_order = np.argsort(g_pids, kind="stable")
+        sorted_pids = g_pids[self.g_order]
+        self.first = np.searchsorted(sorted_pids, q_pids, side="left")
+        self.count = np.searchsorted(sorted_pids, q_pids, side="right") - self.first
+        self.device = device
+
+    def block(self, start, stop):
+        """(gallery indices B x S in increasing order, present mask, true-match mask), as tensors."""
+        count = self.count[start:stop]
+        slot = np.arange(int(count.max()) if len(count) else 0)
+        present = slot[None, :] < count[:, None]
+        index = self.g_order[np.where(present, self.first[start:stop, None] + slot[None, :], 0)]
+        match = present & (self.g_camids[index] != self.q_camids[start:stop, None])
+        return tuple(torch.as_tensor(a, device=self.device) for a in (index.astype(np.int64), present, match))
+
+
+def _ordered_key(values):
+    """int64 in [0, 2^32) ordered like the float32 values (-0.0 counted as +0.0)."""
+    bits = (values + 0.0).view(torch.int32)
+    return (bits ^ ((bits >> 31) & 0x7FFFFFFF)).long() + (1 << 31)
+
+
+class _Matches:
+    """The true matches of a block of queries, flat, ordered by (row, distance, gallery index).
+
+    Besides each match's distance, what the rest of its row needs no search
+    for: its 1-based rank among its row's matches, the junk entries strictly
+    closer, and the matches at the same distance with a smaller index.
+    """
+
+    def __init__(self, dist, same_index, present, is_match):
+        num_rows = dist.shape[0]
+        same_dist = torch.gather(dist, 1, same_index).masked_fill_(~present, float("inf"))
+        # same_index increases along a row, so a stable sort orders by (distance, index)
+        sorted_dist, perm = torch.sort(same_dist, dim=1, stable=True)
+        match = torch.gather(is_match, 1, perm)
+        junk = torch.gather(present & ~is_match, 1, perm)
+        slots = torch.arange(sorted_dist.shape[1], device=dist.device).expand_as(sorted_dist)
+        new_value = torch.ones_like(match)
+        new_value[:, 1:] = sorted_dist[:, 1:] != sorted_dist[:, :-1]
+        group_start = torch.where(new_value, slots, 0).cummax(1).values
+        junk_before = junk.long().cumsum(1) - junk.long()
+        match_before = match.long().cumsum(1) - match.long()
+
+        self.rows, where = match.nonzero(as_tuple=True)
+        self.dist = sorted_dist[self.rows, where]
+        self.rank = match_before[self.rows, where] + 1
+        self.junk_closer = torch.gather(junk_before, 1, group_start)[self.rows, where]
+        self.tied_before = (match_before - torch.gather(match_before, 1, group_start))[self.rows, where]
+        self.count = match.sum(1)
+        self.hardest = torch.full((num_rows,), float("-inf"), device=dist.device)
+        self.hardest.scatter_reduce_(0, self.rows, self.dist, reduce="amax")
+        self.key = (self.rows << 32) | _ordered_key(self.dist)
+        self.same_rows, self.same_dist = present.nonzero(as_tuple=True)[0], same_dist[present]
+
+    def tied_per_row(self, rows, values, key=None):
+        """How many of the given (row, distance) entries equal a true-match distance of their row."""
+        key = (rows << 32) | _ordered_key(values) if key is None else key
+        at = torch.searchsorted(self.key, key, right=True)
+        tied = (at > 0) & (self.key[(at - 1).clamp_(min=0)] == key)
+        return torch.bincount(rows[tied], minlength=len(self.count)), at
+
+
+def _closer_counts_sparse(dist, matches):
+    """For each match, the entries of its row strictly closer; and per row the entries tied with a match.
+
+    Only the candidates (entries not farther than the row's hardest match)
+    are searched, against the sorted 64-bit (row, distance) keys of the matches.
+    """
+    num_rows = dist.shape[0]
+    rows, cols = (dist <= matches.hardest[:, None]).nonzero(as_tuple=True)
+    key = (rows << 32) | _ordered_key(dist[rows, cols])
+    del cols
+    tied, at = matches.tied_per_row(rows, None, key)
+    del key
+    per_row = torch.bincount(rows, minlength=num_rows)
+    before_row = per_row.cumsum(0) - per_row
+    at_or_below = torch.bincount(at, minlength=len(matches.key) + 1).cumsum(0)[:len(matches.key)]
+    return at_or_below - before_row[matches.rows], tied
+
+
+def _closer_counts_dense(dist, matches):
+    """As _closer_counts_sparse, by searching every entry among its row's sorted match distances."""
+    num_rows, num_gallery = dist.shape
+    width = int(matches.count.max())
+    # column 0 is -inf so that the threshold just below an entry can be gathered without clamping
+    bounds = torch.full((num_rows, width + 1), float("inf"), device=dist.device)
+    bounds[:, 0] = float("-inf")
+    bounds[matches.rows, matches.rank] = matches.dist
+    at = torch.searchsorted(bounds[:, 1:].contiguous(), dist, right=True)
+    tied_mask = torch.gather(bounds, 1, at) == dist
+    tied = torch.bincount(tied_mask.nonzero(as_tuple=True)[0], minlength=num_rows)
+    del tied_mask
+    at += torch.arange(num_rows, device=dist.device)[:, None] * (width + 1)
+    below = torch.bincount(at.view(-1), minlength=num_rows * (width + 1)).view(num_rows, width + 1)
+    return below.cumsum(1)[matches.rows, matches.rank - 1], tied
+
+
+# Above this fraction of candidates the dense search is cheaper than gathering candidates.
+_DENSE_FRACTION = 0.2
+
+
+def _block_stats(dist, identities, start, stop):
+    """Per counted query of rows start:stop: (AP, INP, first-match position), or None.
+
+    dist holds the B x G distances of those queries. The position of a match
+    among the kept entries, in the order (distance, gallery index), is
+    (entries strictly closer) - (junk strictly closer) + (matches tied and
+    before it). Rows where a match ties with an entry of another identity are
+    ranked exactly by a stable argsort instead.
+    """
+    same_index, present, is_match = identities.block(start, stop)
+    if not bool(is_match.any()):
+        return None
+    matches = _Matches(dist, same_index, present, is_match)
+    sample = dist[:, ::16] <= matches.hardest[:, None]
+    if sample.float().mean().item() > _DENSE_FRACTION:
+        closer, tied = _closer_counts_dense(dist, matches)
+    else:
+        closer, tied = _closer_counts_sparse(dist, matches)
+    position = closer - matches.junk_closer + matches.tied_before
+
+    num_rows = stop - start
+    precision = matches.rank.double() / (position + 1).double()
+    ap_sum = torch.zeros(num_rows, dtype=torch.float64, device=dist.device).index_add_(0, matches.rows, precision)
+    first = torch.zeros(num_rows, dtype=torch.int64, device=dist.device)
+    first.scatter_reduce_(0, matches.rows, position, reduce="amin", include_self=False)
+    last = torch.zeros(num_rows, dtype=torch.int64, device=dist.device)
+    last.scatter_reduce_(0, matches.rows, position, reduce="amax", include_self=False)
+    counted = matches.count > 0
+    num_match = matches.count.double()
+    ap = (ap_sum / num_match)[counted].cpu().numpy()
+    inp = (num_match / (last + 1).double())[counted].cpu().numpy()
+    first = first[counted].cpu().numpy()
+
+    same_tied, _ = matches.tied_per_row(matches.same_rows, matches.same_dist)
+    other_ties = torch.nonzero(tied > same_tied, as_tuple=True)[0]
+    if len(other_ties):
+        rows = other_ties.cpu().numpy()
+        at = np.searchsorted(np.flatnonzero(counted.cpu().numpy()), rows)
+        exact = _sorted_rows_stats(dist[other_ties].cpu().numpy(), identities.q_pids[start + rows],
+                                   identities.q_camids[start + rows], identities.g_pids, identities.g_camids)
+        ap[at], inp[at], first[at] = exact[1:]
+    return ap, inp, first
+
+
+def _block_rows(num_gallery, memory_mb):
+    """Query rows per block: a multiple of _GEMM_ROWS fitting memory_mb (at least one chunk)."""
+    rows = int(memory_mb * 2 ** 20 // (_BYTES_PER_ELEMENT * max(num_gallery, 1)))
+    if rows < _GEMM_ROWS:
+        logger.warning("TEST.EVAL_MEMORY_MB=%s is below one block of %d queries x %d gallery (%.0f MB); "
+                       "using that block", memory_mb, _GEMM_ROWS, num_gallery,
+                       _GEMM_ROWS * num_gallery * _BYTES_PER_ELEMENT / 2 ** 20)
+    return max(1, rows // _GEMM_ROWS) * _GEMM_ROWS
+
+
+def _evaluate_blocks(fill_rows, num_query, num_gallery, labels, max_rank, memory_mb, device):
+    q_pids, g_pids, q_camids, g_camids = _check_labels(num_query, num_gallery, *labels)
+    identities = _Identities(q_pids, g_pids, q_camids, g_camids, device)
+    block = min(_block_rows(num_gallery, memory_mb), max(num_query, 1))
+    buffer = torch.empty(block, num_gallery, device=device)
+    results = []
+    for start in range(0, num_query, block):
+        stop = min(start + block, num_query)
+        dist = fill_rows(start, stop, buffer[:stop - start])
+        stats = _block_stats(dist, identities, start, stop)
+        if stats is not None:
+            results.append(stats)
+    if not results:
+        raise _no_valid_query(num_query)
+    ap, inp, first = (np.concatenate(parts) for parts in zip(*results))
+    return _summary(ap, inp, first, num_query, num_gallery, max_rank)
+
+
+def evaluate_features(qf, gf, q_pids, g_pids, q_camids, g_camids, max_rank=50, distance="euclidean",
+                      feat_norm=True, memory_mb=512, device=None):
+    """Metrics from query and gallery features (torch), without the full distance matrix.
+
+    Returns {"mAP", "rank1", "rank5", "rank10", "mINP", "cmc" (max_rank floats),
+    "num_query", "num_gallery", "num_valid_query"}, equal to eval_func on
+    compute_distance_matrix(qf, gf, distance, feat_norm).
+    """
+    rows = _DistanceRows(qf, gf, distance, feat_norm, device)
+    return _evaluate_blocks(rows.fill, rows.num_query, rows.num_gallery,
+                            (q_pids, g_pids, q_camids, g_camids), max_rank, memory_mb, rows.device)
+
+
+def evaluate_distance_matrix(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50, memory_mb=512):
+    """Metrics of a given query x gallery distance matrix (numpy or torch), in query blocks."""
+    distmat = torch.as_tensor(distmat)
+    if distmat.dim() != 2:
+        raise ValueError(f"distmat must be query x gallery, got shape {tuple(distmat.shape)}")
+
+    def fill_rows(start, stop, out):
+        return out.copy_(distmat[start:stop])
+
+    return _evaluate_blocks(fill_rows, distmat.shape[0], distmat.shape[1],
+                            (q_pids, g_pids, q_camids, g_camids), max_rank, memory_mb, distmat.device)
+
+
+# ---------------------------------------------------------------------------
+# Ignite metric
+# ---------------------------------------------------------------------------
+
+class ReIDMetric(Metric):
+    """Collects test features, query images first, and returns the evaluate_features dict.
+
+    update() takes (feat, pids, camids) or (feat, pids, camids, indices), as a
+    tuple or a dict with those keys. In a multi-process run every rank's
+    features are gathered in compute(); the dataset indices are then required,
+    to put the samples back in dataset order and drop the duplicates that a
+    distributed sampler pads with.
+
+    With re_ranking, query and gallery features (L2-normalised if feat_norm)
+    are re-ranked by k-reciprocal encoding (utils.re_ranking) and the re-ranked
+    distances evaluated, as the BoT lineage does; `distance` is then unused.
+    """
+
+    required_output_keys = ("feat", "pids", "camids")
+
+    def __init__(self, num_query, max_rank=50, distance="euclidean", feat_norm=True, memory_mb=512,
+                 re_ranking=False, k1=20, k2=6, lambda_value=0.3, output_transform=lambda output: output,
+                 device="cpu"):
+        if distance not in DISTANCES:
+            raise ValueError(f"TEST.DISTANCE must be one of {DISTANCES}, got {distance!r}")
+        self.num_query, self.max_rank, self.distance = int(num_query), max_rank, distance
+        self.feat_norm = _as_bool(feat_norm, "TEST.FEAT_NORM")
+        self.memory_mb, self.re_ranking = memory_mb, _as_bool(re_ranking, "TEST.RE_RANKING")
+        self.rerank_params = {"k1": k1, "k2": k2, "lambda_value": lambda_value}
+        super().__init__(output_transform=output_transform, device=device, skip_unrolling=True)
+
+    def reset(self):
+        self._parts = {"feat": [], "pids": [], "camids": [], "indices": []}
+
+    def update(self, output):
+        names = ("feat", "pids", "camids", "indices")[:len(output)]
+        for name, value in zip(names, output):
+            value = torch.as_tensor(value).detach()
+            self._parts[name].append(value.to(self._device, torch.float32) if name == "feat" else value.cpu())
+
+    def _collected(self):
+        if not self._parts["feat"]:
+            raise ValueError("ReIDMetric.compute() called before any update()")
+        feats = torch.cat(self._parts["feat"])
+        labels = [torch.cat(self._parts[name]).reshape(-1) for name in ("pids", "camids")]
+        indices = torch.cat(self._parts["indices"]).reshape(-1) if self._parts["indices"] else None
+        if idist.get_world_size() > 1:
+            if indices is None:
+                raise ValueError("ReIDMetric in a multi-process run needs the dataset indices as the "
+                                 "4th output element, to restore the query-first order")
+            feats = idist.all_gather(feats)
+            labels = [idist.all_gather(label.to(feats.device)).cpu() for label in labels]
+            indices = idist.all_gather(indices.to(feats.device)).cpu()
+        if indices is not None:
+            _, first = np.unique(indices.numpy(), return_index=True)
+            keep = torch.as_tensor(first)
+            feats, labels = feats[keep.to(feats.device)], [label[keep] for label in labels]
+        return feats, labels[0].numpy(), labels[1].numpy()
+
+    def compute(self):
+        feats, pids, camids = self._collected()
+        nq = self.num_query
+        if not 0 < nq < len(feats):
+            raise ValueError(f"ReIDMetric has {len(feats)} features for {nq} queries: "
+                             "need at least one query and one gallery image")
+        labels = (pids[:nq], pids[nq:], camids[:nq], camids[nq:])
+        if self.re_ranking:
+            from utils.re_ranking import re_ranking
+            qf, gf = feats[:nq], feats[nq:]
+            if self.feat_norm:
+                qf, gf = F.normalize(qf, dim=1), F.normalize(gf, dim=1)
+            distmat = re_ranking(qf, gf, **self.rerank_params)
+            return evaluate_distance_matrix(distmat, *labels, max_rank=self.max_rank, memory_mb=self.memory_mb)
+        return evaluate_features(feats[:nq], feats[nq:], *labels, max_rank=self.max_rank, distance=self.distance,
+                                 feat_norm=self.feat_norm, memory_mb=self.memory_mb)
