@@ -6,6 +6,7 @@ from ignite.engine import Engine
 
 from utils import reid_metric
 from utils.errors import UserError
+from utils.re_ranking import re_ranking
 from utils.reid_metric import (ReIDMetric, NoValidQueryError, compute_distance_matrix, eval_func,
                                eval_func_with_minp, evaluate_distance_matrix, evaluate_features)
 
@@ -147,3 +148,17 @@ def test_reid_metric_in_an_engine():
     expected = evaluate_features(qf, gf, q_pids, g_pids, q_camids, g_camids, max_rank=10, distance="cosine")
     assert engine.state.metrics["reid"] == expected
     assert engine.state.metrics["mAP"] == expected["mAP"] and len(expected["cmc"]) == 10
+
+
+def test_reid_metric_with_re_ranking():
+    qf, gf, q_pids, g_pids, q_camids, g_camids = random_case(6, num_query=40, num_gallery=120, clustered=True)
+    metric = ReIDMetric(num_query=40, max_rank=5, re_ranking="yes", k1=6, k2=3, lambda_value=0.3)
+    metric.reset()
+    metric.update((torch.cat([qf, gf]), torch.as_tensor(np.concatenate([q_pids, g_pids])),
+                   torch.as_tensor(np.concatenate([q_camids, g_camids]))))
+    distmat = re_ranking(torch.nn.functional.normalize(qf, dim=1), torch.nn.functional.normalize(gf, dim=1),
+                         k1=6, k2=3, lambda_value=0.3)
+    cmc, m_ap, m_inp = eval_func_with_minp(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=5)
+    result = metric.compute()
+    assert result["mAP"] == pytest.approx(m_ap, abs=1e-9) and result["mINP"] == pytest.approx(m_inp, abs=1e-9)
+    np.testing.assert_allclose(result["cmc"], cmc, atol=1e-12)

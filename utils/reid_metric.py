@@ -27,6 +27,7 @@ import ignite.distributed as idist
 from ignite.metrics import Metric
 
 from utils.errors import UserError
+from utils.re_ranking import re_ranking as k_reciprocal_distances
 
 logger = logging.getLogger("jifd.eval")
 
@@ -469,11 +470,10 @@ class ReIDMetric(Metric):
                              "need at least one query and one gallery image")
         labels = (pids[:nq], pids[nq:], camids[:nq], camids[nq:])
         if self.re_ranking:
-            from utils.re_ranking import re_ranking
             qf, gf = feats[:nq], feats[nq:]
             if self.feat_norm:
                 qf, gf = F.normalize(qf, dim=1), F.normalize(gf, dim=1)
-            distmat = re_ranking(qf, gf, **self.rerank_params)
+            distmat = k_reciprocal_distances(qf, gf, **self.rerank_params)
             return evaluate_distance_matrix(distmat, *labels, max_rank=self.max_rank, memory_mb=self.memory_mb)
         return evaluate_features(feats[:nq], feats[nq:], *labels, max_rank=self.max_rank, distance=self.distance,
                                  feat_norm=self.feat_norm, memory_mb=self.memory_mb)
