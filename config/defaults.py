@@ -222,6 +222,8 @@ _C.DISENTANGLE.IMAGE.W_ADV = 0.1
 _C.DISENTANGLE.IMAGE.W_MI = 1e-4
 # Weight of L_gen: the re-ID loss on swapped images
 _C.DISENTANGLE.IMAGE.W_GEN = 0.5
+# Share of each identity's swapped images that the re-ID model sees for L_gen (1.0 = all; less = faster)
+_C.DISENTANGLE.IMAGE.GEN_FRACTION = 0.5
 # Write OUTPUT_DIR/swaps_epoch{N}.png every N epochs (0 = never)
 _C.DISENTANGLE.IMAGE.VIS_PERIOD = 10
 

@@ -7,6 +7,7 @@ runs once more, on the swapped images x_ij, for L_gen. The disentangler
 (all but T) is updated by its own Adam from the same backward pass; T then
 maximises the MINE bound on the codes kept from this batch, in float32.
 """
+import math
 import os
 
 import torch
@@ -28,6 +29,8 @@ def _check_cfg(cfg):
     for key in _WEIGHT_KEYS + ("LR", "GRL_LAMBDA"):
         if image_cfg[key] < 0:
             raise ConfigError(f"DISENTANGLE.IMAGE.{key} = {image_cfg[key]} must be >= 0")
+    if not 0 < image_cfg.GEN_FRACTION <= 1:
+        raise ConfigError(f"DISENTANGLE.IMAGE.GEN_FRACTION = {image_cfg.GEN_FRACTION} must be in (0, 1]")
     for key in ("BASE_CHANNELS", "ID_DIM", "DOMAIN_DIM", "MLP_DIM", "MINE_DIM"):
         if image_cfg[key] < 1:
             raise ConfigError(f"DISENTANGLE.IMAGE.{key} = {image_cfg[key]} must be >= 1")
@@ -49,6 +52,23 @@ def pair_across_domains(domains):
     allowed = torch.where(other_domain.any(dim=1, keepdim=True), other_domain, not_self)
     scores = torch.rand(count, count, device=domains.device).masked_fill(~allowed, -1.0)
     return scores.argmax(dim=1)
+
+
+def select_per_identity(pids, fraction):
+    """Indices of the first ceil(fraction x n) of each identity's n images, and at least 2 of them.
+
+    Two images of an identity give the triplet term on the kept swaps a positive.
+    """
+    pid_list = pids.tolist()
+    totals = {}
+    for pid in pid_list:
+        totals[pid] = totals.get(pid, 0) + 1
+    seen, kept = {}, []
+    for index, pid in enumerate(pid_list):
+        if seen.get(pid, 0) < max(math.ceil(fraction * totals[pid]), min(totals[pid], 2)):
+            kept.append(index)
+        seen[pid] = seen.get(pid, 0) + 1
+    return torch.tensor(kept, dtype=torch.long, device=pids.device)
 
 
 def pick_grid_sources(pids, domains, count=_GRID_SOURCES):
@@ -99,6 +119,7 @@ class ImageLevelExtension:
             w_rec=image_cfg.W_REC, w_cyc=image_cfg.W_CYC, w_code=image_cfg.W_CODE,
             w_dom=image_cfg.W_DOM, w_adv=image_cfg.W_ADV, w_mi=image_cfg.W_MI)
         self.w_gen = image_cfg.W_GEN
+        self.gen_fraction = image_cfg.GEN_FRACTION
         self.vis_period = image_cfg.VIS_PERIOD
         self.optimizer = torch.optim.Adam(
             self.disentangler.generator_parameters(), lr=image_cfg.LR, betas=_BETAS)
@@ -120,10 +141,16 @@ class ImageLevelExtension:
         if result.pooled_id is not None:
             self._kept_codes = (result.pooled_id, result.domain_code)
         if self.w_gen:
-            swapped = self.disentangler.to_reid(result.swapped, images.shape[-2:])
+            pids = batch["pids"]
+            if self.gen_fraction < 1:
+                kept = select_per_identity(pids, self.gen_fraction)
+                swapped, pids = result.swapped[kept], pids[kept]
+            else:
+                swapped = result.swapped
+            swapped = self.disentangler.to_reid(swapped, images.shape[-2:])
             if self.channels_last:
                 swapped = swapped.contiguous(memory_format=torch.channels_last)
-            losses.update(swapped_reid_loss(reid_loss, model(swapped), batch["pids"], self.w_gen))
+            losses.update(swapped_reid_loss(reid_loss, model(swapped), pids, self.w_gen))
         return losses
 
     def zero_grad(self):

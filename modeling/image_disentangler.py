@@ -70,7 +70,7 @@ class IdentityEncoder(nn.Module):
         super().__init__()
         b = base_channels
         self.net = nn.Sequential(
-            _ConvBlock(3, b, 7, norm=_instance_norm),
+            _ConvBlock(3, b, 3, norm=_instance_norm),
             _ConvBlock(b, 2 * b, 4, stride=2, norm=_instance_norm),
             _ConvBlock(2 * b, 4 * b, 4, stride=2, norm=_instance_norm),
             _ConvBlock(4 * b, id_dim, 3, norm=_instance_norm),
@@ -140,7 +140,7 @@ class Decoder(nn.Module):
             _ConvBlock(id_dim, 2 * b, 3, norm=_layer_norm),
             nn.Upsample(scale_factor=2, mode="nearest"),
             _ConvBlock(2 * b, b, 3, norm=_layer_norm),
-            _conv(b, 3, 7),
+            _conv(b, 3, 3),
             nn.Tanh())
 
     def forward(self, c, s):

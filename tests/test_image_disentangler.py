@@ -1,0 +1,530 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from config import ConfigError, get_default_cfg
+from engine.image_level import (
+    ImageLevelExtension, pair_across_domains, pick_grid_sources, select_per_identity)
+from layers import make_loss
+from layers.image_disentangle_loss import mine_lower_bound, mutual_information_penalty
+from modeling.gradient_reversal import GradientReversal, reverse_gradient
+from modeling.image_disentangler import ImageDisentangler, MineStatistics
+from utils.swap_grid import draw_swap_grid
+
+SIZE, NUM_DOMAINS = 32, 2
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These tensors are tiny: a second intra-op thread gains nothing and spins when the CPU is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+ALL_TERMS = {"img_rec", "img_cyc", "img_code", "img_dom", "img_adv", "img_mi", "gen_id", "gen_triplet"}
+
+
+def _cfg(**image):
+    cfg = get_default_cfg()
+    cfg.INPUT.SIZE_TRAIN = [SIZE, SIZE]
+    cfg.MODEL.METRIC_LOSS_TYPE = "triplet"
+    image_cfg = cfg.DISENTANGLE.IMAGE
+    image_cfg.SIZE = [SIZE, SIZE]
+    image_cfg.BASE_CHANNELS = 8
+    image_cfg.ID_DIM = 16
+    image_cfg.DOMAIN_DIM = 8
+    image_cfg.MLP_DIM = 32
+    image_cfg.MINE_DIM = 32
+    for key, value in image.items():
+        image_cfg[key] = value
+    return cfg
+
+
+def _normalise(unit, cfg):
+    mean = torch.tensor(cfg.INPUT.PIXEL_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(cfg.INPUT.PIXEL_STD).view(1, 3, 1, 1)
+    return (unit - mean) / std
+
+
+class _TinyReID(nn.Module):
+    """Stand-in for the Baseline: the same output dict, a few convolutions, counts its calls."""
+
+    FEAT_DIM = 32
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, self.FEAT_DIM, 3, 2, 1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.classifier = nn.Linear(self.FEAT_DIM, num_classes)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        feat = self.body(x)
+        return {"cls_score": self.classifier(feat), "feat": feat, "global_feat": feat}
+
+
+# ---------------------------------------------------------------------------
+# Synthetic two-domain data: an identity is a coloured box of its own shape and
+# place; a domain is a style: a colour cast and a lower contrast.
+# ---------------------------------------------------------------------------
+NUM_IDS = 12  # ids 0-5 live in domain 0, ids 6-11 in domain 1, like two datasets
+
+
+def _identity_palette():
+    return torch.rand(NUM_IDS, 3, generator=torch.Generator().manual_seed(7)) * 0.8 + 0.1
+
+
+def _draw(pids, palette, generator):
+    domains = (pids >= NUM_IDS // 2).long()
+    images = torch.empty(len(pids), 3, SIZE, SIZE)
+    rows = torch.arange(SIZE).view(SIZE, 1)
+    cols = torch.arange(SIZE).view(1, SIZE)
+    for index, (pid, domain) in enumerate(zip(pids.tolist(), domains.tolist())):
+        shift = torch.randint(-2, 3, (2,), generator=generator).tolist()
+        top = 6 + 3 * (pid % 3) + shift[0]
+        left = 4 + 2 * (pid % 4) + shift[1]
+        height, width = 10 + 4 * (pid % 2), 14 + 3 * (pid % 3)
+        box = (rows >= top) & (rows < top + height) & (cols >= left) & (cols < left + width)
+        image = torch.where(box, palette[pid].view(3, 1, 1), torch.full((3, 1, 1), 0.85))
+        if domain == 1:
+            # A per-channel monotone map: style, which instance normalisation can undo.
+            image = 0.6 * image + torch.tensor([0.25, 0.15, 0.0]).view(3, 1, 1)
+        images[index] = image
+    return images, domains
+
+
+def _batch(cfg, pids, palette, generator):
+    images, domains = _draw(pids, palette, generator)
+    return {"images": _normalise(images, cfg), "pids": pids, "domains": domains}
+
+
+def _pk_pids(generator, per_domain=2, instances=4):
+    half = NUM_IDS // 2
+    chosen = torch.cat([torch.randperm(half, generator=generator)[:per_domain],
+                        half + torch.randperm(half, generator=generator)[:per_domain]])
+    return chosen.repeat_interleave(instances)
+
+
+def _scaler():
+    return torch.amp.GradScaler("cpu", enabled=False)
+
+
+# ---------------------------------------------------------------------------
+# Networks
+# ---------------------------------------------------------------------------
+
+def test_output_shapes_and_code_normalisation():
+    torch.manual_seed(0)
+    net = ImageDisentangler(_cfg(), num_domains=3)
+    x = torch.rand(4, 3, SIZE, SIZE) * 2 - 1
+    c = net.encode_id(x)
+    s = net.encode_domain(x)
+    assert c.shape == (4, 16, SIZE // 4, SIZE // 4)
+    assert s.shape == (4, 8)
+    torch.testing.assert_close(c.mean(dim=(2, 3)), torch.zeros(4, 16), atol=1e-4, rtol=0)
+    torch.testing.assert_close(c.var(dim=(2, 3), unbiased=False), torch.ones(4, 16), atol=1e-2, rtol=0)
+    y = net.decode(c, s)
+    assert y.shape == (4, 3, SIZE, SIZE)
+    assert y.abs().max() <= 1
+    pooled = net.pool_id(c)
+    assert pooled.shape == (4, 16)
+    assert net.domain_classifier(s).shape == (4, 3)
+    assert net.adversarial_classifier(pooled).shape == (4, 3)
+    assert net.statistics_net(pooled, s).shape == (4,)
+
+
+def test_pixel_range_conversions():
+    cfg = _cfg()
+    net = ImageDisentangler(cfg, NUM_DOMAINS)
+    unit = torch.rand(2, 3, 64, 48)
+    reid = _normalise(unit, cfg)
+    x = net.from_reid(reid)
+    assert x.shape == (2, 3, SIZE, SIZE)
+    assert x.min() >= -1 and x.max() <= 1
+    back = net.to_reid(x, (64, 48))
+    assert back.shape == (2, 3, 64, 48)
+    # Same size both ways: the conversions are exact inverses.
+    same = _normalise(torch.rand(2, 3, SIZE, SIZE), cfg)
+    torch.testing.assert_close(net.to_reid(net.from_reid(same), (SIZE, SIZE)), same, atol=1e-5, rtol=0)
+    torch.testing.assert_close(net.to_unit(torch.tensor([-1.0, 0.0, 1.0])), torch.tensor([0.0, 0.5, 1.0]))
+
+
+def test_decoder_depends_on_both_codes():
+    torch.manual_seed(0)
+    net = ImageDisentangler(_cfg(), NUM_DOMAINS)
+    x = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
+    c, s = net.encode_id(x), net.encode_domain(x)
+    base = net.decode(c[:1], s[:1])
+    other_id = net.decode(c[1:], s[:1])
+    other_domain = net.decode(c[:1], s[1:])
+    assert (base - other_id).abs().mean() > 1e-3
+    assert (base - other_domain).abs().mean() > 1e-4
+    # ... and only on them: the same codes give the same image.
+    torch.testing.assert_close(net.decode(c[:1], s[:1]), base)
+
+
+def test_gradient_reversal_flips_and_scales_the_gradient():
+    x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    weights = torch.tensor([0.5, -1.0, 2.0])
+    y = reverse_gradient(x, 0.5)
+    torch.testing.assert_close(y, x.detach())
+    (y * weights).sum().backward()
+    torch.testing.assert_close(x.grad, torch.tensor([-0.25, 0.5, -1.0]))
+
+
+def test_adversarial_classifier_reverses_into_the_id_code_only():
+    torch.manual_seed(0)
+    linear = nn.Linear(4, 2)
+    reversed_head = nn.Sequential(GradientReversal(2.0), linear)
+    features = torch.randn(5, 4, requires_grad=True)
+    labels = torch.tensor([0, 1, 0, 1, 1])
+    nn.functional.cross_entropy(reversed_head(features), labels).backward()
+    reversed_grad, head_grad = features.grad.clone(), linear.weight.grad.clone()
+    features.grad, linear.weight.grad = None, None
+    nn.functional.cross_entropy(linear(features), labels).backward()
+    torch.testing.assert_close(reversed_grad, -2.0 * features.grad)
+    # The classifier itself still descends: its own gradient is not reversed.
+    torch.testing.assert_close(head_grad, linear.weight.grad)
+
+
+# ---------------------------------------------------------------------------
+# MINE
+# ---------------------------------------------------------------------------
+
+def test_mine_bound_by_hand():
+    class Table(nn.Module):
+        def forward(self, c, s):
+            return (c * s).sum(dim=1)
+
+    c = torch.tensor([[1.0], [2.0]])
+    s = torch.tensor([[1.0], [0.0]])
+    shuffle = torch.tensor([1, 0])
+    # joint T = [1, 0]; marginal T = [1*0, 2*1] = [0, 2]; bound = 0.5 - log((e^0 + e^2) / 2)
+    expected = 0.5 - math.log((1 + math.e ** 2) / 2)
+    assert mine_lower_bound(Table(), c, s, shuffle).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_mine_estimate_higher_for_dependent_pairs():
+    torch.manual_seed(0)
+    statistics_net = MineStatistics(4, 2, 32)
+    optimizer = torch.optim.Adam(statistics_net.parameters(), lr=3e-3)
+
+    def sample(n):
+        c = torch.randn(n, 4)
+        return c, c[:, :2] + 0.3 * torch.randn(n, 2)
+
+    for _ in range(300):
+        c, s = sample(256)
+        optimizer.zero_grad()
+        (-mine_lower_bound(statistics_net, c, s, torch.randperm(256))).backward()
+        optimizer.step()
+    with torch.no_grad():
+        c, s = sample(2048)
+        dependent = mine_lower_bound(statistics_net, c, s, torch.randperm(2048)).item()
+        unrelated = s[torch.randperm(2048)]
+        shuffled = mine_lower_bound(statistics_net, c, unrelated, torch.randperm(2048)).item()
+    # True I(c; s) = 2 x 0.5 log(1 + 1 / 0.09) = 2.5 nats.
+    assert dependent > 1.0
+    assert shuffled < 0.2
+    assert dependent > shuffled + 0.8
+
+
+def test_mutual_information_penalty_moves_the_codes_not_t():
+    torch.manual_seed(0)
+    statistics_net = MineStatistics(3, 2, 8)
+    c = torch.randn(6, 3, requires_grad=True)
+    s = torch.randn(6, 2, requires_grad=True)
+    shuffle = torch.randperm(6)
+    penalty = mutual_information_penalty(statistics_net, c, s, shuffle)
+    penalty.backward()
+    assert all(p.grad is None for p in statistics_net.parameters())
+    assert c.grad.abs().sum() > 0 and s.grad.abs().sum() > 0
+    assert penalty.item() == pytest.approx(mine_lower_bound(statistics_net, c, s, shuffle).item())
+
+
+# ---------------------------------------------------------------------------
+# Pairing and subsets
+# ---------------------------------------------------------------------------
+
+def test_pairs_cross_domains_and_repeat_under_a_seed():
+    domains = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2])
+    torch.manual_seed(3)
+    partner = pair_across_domains(domains)
+    assert (domains[partner] != domains).all()
+    torch.manual_seed(3)
+    assert torch.equal(pair_across_domains(domains), partner)
+
+
+def test_single_domain_batch_pairs_with_another_image():
+    torch.manual_seed(0)
+    partner = pair_across_domains(torch.zeros(5, dtype=torch.long))
+    assert (partner != torch.arange(5)).all()
+    assert pair_across_domains(torch.zeros(1, dtype=torch.long)).tolist() == [0]
+
+
+def test_select_per_identity_keeps_a_share_and_two_per_identity():
+    pids = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
+    assert select_per_identity(pids, 0.5).tolist() == [0, 1, 4, 5, 8, 9]
+    assert select_per_identity(pids, 0.75).tolist() == [0, 1, 2, 4, 5, 6, 8, 9]
+    assert select_per_identity(pids, 1.0).tolist() == list(range(10))
+    assert select_per_identity(torch.tensor([3, 4, 4]), 0.1).tolist() == [0, 1, 2]
+
+
+def test_grid_sources_alternate_domains_with_distinct_ids():
+    pids = torch.tensor([0, 0, 1, 1, 5, 5, 6, 6])
+    domains = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    assert pick_grid_sources(pids, domains, 3) == [0, 4, 2]
+    assert pick_grid_sources(pids, domains, 10) == [0, 4, 2, 6]
+
+
+# ---------------------------------------------------------------------------
+# The extension: terms, skipped compute, optimisers, state, pictures
+# ---------------------------------------------------------------------------
+
+def _extension(**image):
+    torch.manual_seed(0)
+    return ImageLevelExtension(_cfg(**image), NUM_DOMAINS, torch.device("cpu"))
+
+
+def _count_images(ext):
+    """Wrap encode_id / encode_domain / decode to count the images each one processes."""
+    counts = {"encode_id": 0, "encode_domain": 0, "decode": 0, "statistics_net": 0}
+    net = ext.disentangler
+    for name in ("encode_id", "encode_domain", "decode"):
+        def counted(*args, _original=getattr(net, name), _name=name):
+            counts[_name] += args[0].shape[0]
+            return _original(*args)
+        setattr(net, name, counted)
+    net.statistics_net.register_forward_hook(
+        lambda module, args, output: counts.__setitem__("statistics_net", counts["statistics_net"] + 1))
+    return counts
+
+
+def _run(ext, batch, num_classes=NUM_IDS):
+    model = _TinyReID(num_classes)
+    reid_loss = make_loss(_cfg(), num_classes, feat_dim=_TinyReID.FEAT_DIM)
+    losses = ext.compute_losses(batch, model(batch["images"]), model, reid_loss)
+    return losses, model.calls - 1
+
+
+B = 16
+# (weights set to 0, terms left, images through E_id / E_dom / Dec, extra re-ID passes)
+SKIP_CASES = [
+    ((), ALL_TERMS, (2 * B, 2 * B, 3 * B), 1),
+    (("W_CYC",), ALL_TERMS - {"img_cyc"}, (2 * B, 2 * B, 2 * B), 1),
+    (("W_CYC", "W_CODE"), ALL_TERMS - {"img_cyc", "img_code"}, (B, 2 * B, 2 * B), 1),
+    (("W_CYC", "W_CODE", "W_DOM"), {"img_rec", "img_adv", "img_mi", "gen_id", "gen_triplet"},
+     (B, B, 2 * B), 1),
+    (("W_REC",), ALL_TERMS - {"img_rec"}, (2 * B, 2 * B, 2 * B), 1),
+    (("W_GEN",), ALL_TERMS - {"gen_id", "gen_triplet"}, (2 * B, 2 * B, 3 * B), 0),
+    (("W_CYC", "W_CODE", "W_DOM", "W_GEN"), {"img_rec", "img_adv", "img_mi"}, (B, B, B), 0),
+    (("W_REC", "W_CYC", "W_CODE", "W_DOM", "W_GEN", "W_MI"), {"img_adv"}, (B, 0, 0), 0),
+    (("W_REC", "W_CYC", "W_CODE", "W_DOM", "W_ADV", "W_MI", "W_GEN"), set(), (0, 0, 0), 0),
+]
+
+
+@pytest.mark.parametrize("zeroed, terms, images, reid_passes", SKIP_CASES)
+def test_zero_weights_remove_terms_and_their_compute(zeroed, terms, images, reid_passes):
+    ext = _extension(**{key: 0.0 for key in zeroed})
+    counts = _count_images(ext)
+    batch = _batch(_cfg(), _pk_pids(torch.Generator().manual_seed(0)), _identity_palette(),
+                   torch.Generator().manual_seed(1))
+    losses, passes = _run(ext, batch)
+    assert set(losses) == terms
+    assert (counts["encode_id"], counts["encode_domain"], counts["decode"]) == images
+    assert passes == reid_passes
+    # T is called (joint and marginal pairs) only for L_mi.
+    assert counts["statistics_net"] == (2 if "img_mi" in terms else 0)
+    assert all(torch.isfinite(value) for value in losses.values())
+
+
+def test_gen_loss_sees_the_kept_share_of_swaps():
+    ext = _extension(GEN_FRACTION=0.5)
+    batch = _batch(_cfg(), _pk_pids(torch.Generator().manual_seed(0)), _identity_palette(),
+                   torch.Generator().manual_seed(1))
+    model = _TinyReID(NUM_IDS)
+    seen = []
+    model.register_forward_hook(lambda module, args, output: seen.append(args[0].shape))
+    reid_loss = make_loss(_cfg(), NUM_IDS, feat_dim=_TinyReID.FEAT_DIM)
+    ext.compute_losses(batch, model(batch["images"]), model, reid_loss)
+    assert seen == [(B, 3, SIZE, SIZE), (B // 2, 3, SIZE, SIZE)]
+
+
+def test_bad_image_config_is_a_config_error():
+    with pytest.raises(ConfigError, match="DISENTANGLE.IMAGE.W_CYC"):
+        _extension(W_CYC=-1.0)
+    with pytest.raises(ConfigError, match="DISENTANGLE.IMAGE.SIZE"):
+        _extension(SIZE=[40, 32])
+    with pytest.raises(ConfigError, match="DISENTANGLE.IMAGE.GEN_FRACTION"):
+        _extension(GEN_FRACTION=0.0)
+
+
+def _one_step(ext, batch):
+    model = _TinyReID(NUM_IDS)
+    reid_loss = make_loss(_cfg(), NUM_IDS, feat_dim=_TinyReID.FEAT_DIM)
+    ext.zero_grad()
+    outputs = model(batch["images"])
+    losses = dict(reid_loss(outputs, batch["pids"]))
+    losses.update(ext.compute_losses(batch, outputs, model, reid_loss))
+    sum(losses.values()).backward()
+    ext.step(_scaler())
+    return losses
+
+
+@pytest.mark.parametrize("w_mi", [1e-4, 0.0])
+def test_t_has_its_own_optimiser_and_steps_only_for_l_mi(w_mi):
+    ext = _extension(W_MI=w_mi)
+    t_params = set(map(id, ext.disentangler.statistics_net.parameters()))
+    generator_params = {id(p) for group in ext.optimizer.param_groups for p in group["params"]}
+    assert not t_params & generator_params
+    assert generator_params | t_params == set(map(id, ext.disentangler.parameters()))
+    before = [p.detach().clone() for p in ext.disentangler.statistics_net.parameters()]
+    encoder_before = next(ext.disentangler.id_encoder.parameters()).detach().clone()
+    batch = _batch(_cfg(), _pk_pids(torch.Generator().manual_seed(0)), _identity_palette(),
+                   torch.Generator().manual_seed(1))
+    _one_step(ext, batch)
+    moved = [not torch.equal(a, b) for a, b in zip(before, ext.disentangler.statistics_net.parameters())]
+    # (T's last bias never moves: the bound is blind to a constant added to T.)
+    assert any(moved) if w_mi else not any(moved)
+    assert not torch.equal(encoder_before, next(ext.disentangler.id_encoder.parameters()))
+
+
+def test_t_step_raises_the_bound_on_the_kept_codes():
+    ext = _extension(LR=1e-3)
+    torch.manual_seed(0)
+    pooled = torch.randn(B, 16)
+    s = pooled[:, :8] + 0.1 * torch.randn(B, 8)
+    shuffle = torch.randperm(B)
+    statistics_net = ext.disentangler.statistics_net
+    with torch.no_grad():
+        before = mine_lower_bound(statistics_net, pooled, s, shuffle).item()
+    for _ in range(20):
+        ext._kept_codes = (pooled, s)
+        ext.step(_scaler())
+    with torch.no_grad():
+        after = mine_lower_bound(statistics_net, pooled, s, shuffle).item()
+    assert after > before + 0.05
+
+
+def test_state_dict_round_trip():
+    ext = _extension()
+    batch = _batch(_cfg(), _pk_pids(torch.Generator().manual_seed(0)), _identity_palette(),
+                   torch.Generator().manual_seed(1))
+    _one_step(ext, batch)
+    state = ext.state_dict()
+    assert set(state) == {"disentangler", "optimizer", "mine_optimizer"}
+    assert not any("pixel" in key for key in state["disentangler"])
+    restored = ImageLevelExtension(_cfg(), NUM_DOMAINS, torch.device("cpu"))
+    restored.load_state_dict(state)
+    x = ext.disentangler.from_reid(batch["images"])
+    with torch.no_grad():
+        torch.testing.assert_close(restored.disentangler.encode_id(x), ext.disentangler.encode_id(x))
+    assert restored.optimizer.state_dict()["state"][0]["step"] == 1
+
+
+def test_bf16_autocast_step_is_finite():
+    ext = _extension()
+    batch = _batch(_cfg(), _pk_pids(torch.Generator().manual_seed(0)), _identity_palette(),
+                   torch.Generator().manual_seed(1))
+    model = _TinyReID(NUM_IDS)
+    reid_loss = make_loss(_cfg(), NUM_IDS, feat_dim=_TinyReID.FEAT_DIM)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = ext.compute_losses(batch, model(batch["images"]), model, reid_loss)
+    assert set(losses) == ALL_TERMS
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    ext.step(_scaler())
+
+
+def test_swap_grid_layout_by_hand():
+    red, green, blue = (torch.tensor(c, dtype=torch.float).view(3, 1, 1).expand(3, 4, 4)
+                        for c in ((1, 0, 0), (0, 1, 0), (0, 0, 1)))
+    id_images = torch.stack([red, green])
+    domain_images = torch.stack([blue, blue, green])
+    swaps = torch.zeros(2, 3, 3, 4, 4)
+    swaps[1, 2] = 1.0
+    grid = draw_swap_grid(id_images, domain_images, swaps)
+    # width: 4 + 6 (margin gap) + 3 x (4 + 2) - 2; height: 4 + 6 + 2 x 6 - 2
+    assert grid.size == (26, 20)
+    assert grid.getpixel((0, 0)) == (255, 255, 255)
+    assert grid.getpixel((10, 0)) == (0, 0, 255)
+    assert grid.getpixel((22, 3)) == (0, 255, 0)
+    assert grid.getpixel((0, 10)) == (255, 0, 0)
+    assert grid.getpixel((0, 16)) == (0, 255, 0)
+    assert grid.getpixel((10, 10)) == (0, 0, 0)
+    assert grid.getpixel((22, 16)) == (255, 255, 255)
+
+
+def test_epoch_end_writes_the_grid_every_vis_period(tmp_path):
+    ext = _extension(VIS_PERIOD=2)
+    batch = _batch(_cfg(), _pk_pids(torch.Generator().manual_seed(0)), _identity_palette(),
+                   torch.Generator().manual_seed(1))
+    assert ext.on_epoch_end(1, str(tmp_path), batch) is None
+    assert not list(tmp_path.iterdir())
+    path = ext.on_epoch_end(2, str(tmp_path), batch)
+    assert path == str(tmp_path / "swaps_epoch2.png")
+    from PIL import Image
+    with Image.open(path) as picture:
+        # 4 identities in the batch: 4 ID sources x 4 domain sources plus the margins.
+        side = SIZE + 6 + 4 * (SIZE + 2) - 2
+        assert picture.size == (side, side)
+    assert ext.disentangler.training
+
+
+# ---------------------------------------------------------------------------
+# A short training on two-domain data
+# ---------------------------------------------------------------------------
+
+def _domain_accuracies(ext, batch):
+    net = ext.disentangler
+    with torch.no_grad():
+        x = net.from_reid(batch["images"])
+        s = net.encode_domain(x)
+        pooled = net.pool_id(net.encode_id(x))
+        dom = (net.domain_classifier(s).argmax(1) == batch["domains"]).float().mean().item()
+        adv = (net.adversarial_classifier(pooled).argmax(1) == batch["domains"]).float().mean().item()
+    return dom, adv
+
+
+def test_short_training_disentangles_two_domains():
+    torch.manual_seed(0)
+    cfg = _cfg(LR=2e-3)
+    ext = ImageLevelExtension(cfg, NUM_DOMAINS, torch.device("cpu"))
+    model = _TinyReID(NUM_IDS)
+    reid_loss = make_loss(cfg, NUM_IDS, feat_dim=_TinyReID.FEAT_DIM)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    palette, draws = _identity_palette(), torch.Generator().manual_seed(1)
+    iterations, window = 100, 20
+    history = {"img_rec": [], "img_cyc": [], "id": [], "dom_acc": [], "adv_acc": []}
+    for iteration in range(iterations):
+        batch = _batch(cfg, _pk_pids(draws), palette, draws)
+        optimizer.zero_grad()
+        ext.zero_grad()
+        outputs = model(batch["images"])
+        losses = dict(reid_loss(outputs, batch["pids"]))
+        losses.update(ext.compute_losses(batch, outputs, model, reid_loss))
+        sum(losses.values()).backward()
+        optimizer.step()
+        ext.step(_scaler())
+        for name in ("img_rec", "img_cyc", "id"):
+            history[name].append(losses[name].item())
+        if iteration >= iterations - window:
+            # The adversary's accuracy swings from step to step; average it over the last steps.
+            dom, adv = _domain_accuracies(ext, batch)
+            history["dom_acc"].append(dom)
+            history["adv_acc"].append(adv)
+
+    def mean(values):
+        return sum(values) / len(values)
+
+    for name in ("img_rec", "img_cyc"):
+        assert mean(history[name][-window:]) < 0.5 * mean(history[name][:window])
+    # The stand-in re-ID model learns although swapped images share its batch.
+    assert mean(history["id"][-window:]) < 0.9 * mean(history["id"][:window])
+    assert mean(history["dom_acc"]) >= 0.95
+    assert mean(history["adv_acc"]) <= 0.75
