@@ -6,7 +6,7 @@ from modeling import build_model
 from modeling.weight_loading import load_reid_weights
 from utils.errors import UserError
 from utils.metrics_report import format_metrics_table, plot_cmc, write_metrics_json
-from utils.reid_metric import estimate_evaluation_cost
+from utils.evaluation_cost import estimate_evaluation_cost
 
 from data import make_test_data
 
@@ -36,8 +36,7 @@ def do_test(cfg):
     model = precision.prepare_model(build_test_model(cfg))
     data = make_test_data(cfg)
     num_gallery = len(data.gallery_records)
-    logger.info(estimate_evaluation_cost(data.num_query, num_gallery, model.in_planes,
-                                         cfg.TEST.EVAL_MEMORY_MB, re_ranking=cfg.TEST.RE_RANKING == "yes"))
+    logger.info(estimate_evaluation_cost(data.num_query, num_gallery, model.in_planes, cfg.TEST.EVAL_MEMORY_MB))
     metrics = evaluate(cfg, model, data, precision)
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     write_metrics_json(cfg.OUTPUT_DIR, metrics, cfg.DATASETS.TARGET, cfg.TEST.WEIGHT)
