@@ -3,7 +3,9 @@
 Per iteration: the re-ID batch is brought to the generator's range and size;
 every image i gets a partner j from another domain; the disentangler's
 terms (layers.image_disentangle_loss) join the main loss, and the re-ID model
-runs once more, on the swapped images x_ij, for L_gen. The disentangler
+runs once more, on swapped images x_ij, for L_gen: on GEN_FRACTION of each
+identity's swaps, since that pass costs as much as the baseline's own per
+image. The disentangler
 (all but T) is updated by its own Adam from the same backward pass; T then
 maximises the MINE bound on the codes kept from this batch, in float32.
 """
@@ -16,7 +18,8 @@ from config import ConfigError
 from layers.image_disentangle_loss import (
     ImageDisentangleLoss, mine_lower_bound, swapped_reid_loss)
 from modeling.image_disentangler import ImageDisentangler
-from utils.swap_grid import draw_swap_grid
+
+from .swap_pictures import pick_grid_sources, render_swap_grid
 
 _WEIGHT_KEYS = ("W_REC", "W_CYC", "W_CODE", "W_DOM", "W_ADV", "W_MI", "W_GEN")
 # Adam betas of image-to-image GANs (MUNIT, DG-Net): a short momentum memory.
@@ -69,39 +72,6 @@ def select_per_identity(pids, fraction):
             kept.append(index)
         seen[pid] = seen.get(pid, 0) + 1
     return torch.tensor(kept, dtype=torch.long, device=pids.device)
-
-
-def pick_grid_sources(pids, domains, count=_GRID_SOURCES):
-    """Indices of up to ``count`` images with distinct identities, taken from the domains in turn."""
-    by_domain = {}
-    for index, domain in enumerate(domains.tolist()):
-        by_domain.setdefault(domain, []).append(index)
-    queues = [by_domain[d] for d in sorted(by_domain)]
-    picked, seen = [], set()
-    pids = pids.tolist()
-    while len(picked) < count and any(queues):
-        for queue in queues:
-            while queue and pids[queue[0]] in seen:
-                queue.pop(0)
-            if queue and len(picked) < count:
-                index = queue.pop(0)
-                picked.append(index)
-                seen.add(pids[index])
-    return picked
-
-
-@torch.no_grad()
-def render_swap_grid(disentangler, id_images, domain_images):
-    """Generator images (N and M, in [-1, 1]) -> the PIL swap grid of Dec(c_r, s_c)."""
-    was_training = disentangler.training
-    disentangler.eval()
-    rows, cols = len(id_images), len(domain_images)
-    c = disentangler.encode_id(id_images)
-    s = disentangler.encode_domain(domain_images)
-    swaps = disentangler.decode(c.repeat_interleave(cols, dim=0), s.repeat(rows, 1))
-    disentangler.train(was_training)
-    swaps = disentangler.to_unit(swaps).view(rows, cols, *swaps.shape[1:])
-    return draw_swap_grid(disentangler.to_unit(id_images), disentangler.to_unit(domain_images), swaps)
 
 
 class ImageLevelExtension:
@@ -191,7 +161,7 @@ class ImageLevelExtension:
         if not self.vis_period or epoch % self.vis_period:
             return None
         device = self.disentangler.pixel_mean.device
-        picked = pick_grid_sources(batch["pids"], batch["domains"])
+        picked = pick_grid_sources(batch["pids"], batch["domains"], _GRID_SOURCES)
         x = self.disentangler.from_reid(batch["images"][picked].to(device).float())
         grid = render_swap_grid(self.disentangler, x, x)
         os.makedirs(output_dir, exist_ok=True)

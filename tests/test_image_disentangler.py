@@ -1,16 +1,21 @@
+import importlib.util
 import math
+import pathlib
+import sys
 
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from config import ConfigError, get_default_cfg
-from engine.image_level import (
-    ImageLevelExtension, pair_across_domains, pick_grid_sources, select_per_identity)
+from engine.image_level import ImageLevelExtension, pair_across_domains, select_per_identity
+from engine.swap_pictures import pick_grid_sources
 from layers import make_loss
 from layers.image_disentangle_loss import mine_lower_bound, mutual_information_penalty
 from modeling.gradient_reversal import GradientReversal, reverse_gradient
 from modeling.image_disentangler import ImageDisentangler, MineStatistics
+from utils.errors import UserError
 from utils.swap_grid import draw_swap_grid
 
 SIZE, NUM_DOMAINS = 32, 2
@@ -468,7 +473,6 @@ def test_epoch_end_writes_the_grid_every_vis_period(tmp_path):
     assert not list(tmp_path.iterdir())
     path = ext.on_epoch_end(2, str(tmp_path), batch)
     assert path == str(tmp_path / "swaps_epoch2.png")
-    from PIL import Image
     with Image.open(path) as picture:
         # 4 identities in the batch: 4 ID sources x 4 domain sources plus the margins.
         side = SIZE + 6 + 4 * (SIZE + 2) - 2
@@ -528,3 +532,57 @@ def test_short_training_disentangles_two_domains():
     assert mean(history["id"][-window:]) < 0.9 * mean(history["id"][:window])
     assert mean(history["dom_acc"]) >= 0.95
     assert mean(history["adv_acc"]) <= 0.75
+
+
+# ---------------------------------------------------------------------------
+# tools/visualize_swaps.py
+# ---------------------------------------------------------------------------
+
+def _load_tool():
+    path = pathlib.Path(__file__).resolve().parents[1] / "tools" / "visualize_swaps.py"
+    spec = importlib.util.spec_from_file_location("visualize_swaps", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_folder(folder, pids, palette):
+    folder.mkdir()
+    images, _ = _draw(pids, palette, torch.Generator().manual_seed(0))
+    for index, image in enumerate(images):
+        array = (image.permute(1, 2, 0) * 255).round().byte().numpy()
+        Image.fromarray(array).resize((48, 48)).save(folder / f"{index:04d}_c001_0_0.jpg")
+
+
+def _tool_cfg_opts():
+    cfg = _cfg()
+    return ["INPUT.SIZE_TRAIN", str(cfg.INPUT.SIZE_TRAIN)] + [
+        item for key in ("SIZE", "BASE_CHANNELS", "ID_DIM", "DOMAIN_DIM", "MLP_DIM", "MINE_DIM")
+        for item in (f"DISENTANGLE.IMAGE.{key}", str(cfg.DISENTANGLE.IMAGE[key]))]
+
+
+def test_visualize_swaps_tool_draws_the_grid_from_a_checkpoint(tmp_path, monkeypatch):
+    ext = _extension()
+    checkpoint = tmp_path / "checkpoint_3.pt"
+    torch.save({"model": {}, "image_level": ext.state_dict()}, checkpoint)
+    palette = _identity_palette()
+    _write_folder(tmp_path / "ids", torch.arange(5), palette)
+    _write_folder(tmp_path / "styles", torch.arange(6, 12), palette)
+    output = tmp_path / "grid.png"
+    monkeypatch.setattr(sys, "argv", [
+        "visualize_swaps.py", "--id_dir", str(tmp_path / "ids"), "--domain_dir", str(tmp_path / "styles"),
+        "--num", "3", "--output", str(output), "MODEL.DEVICE", "cpu", "TEST.WEIGHT", str(checkpoint),
+        *_tool_cfg_opts()])
+    _load_tool().main()
+    with Image.open(output) as picture:
+        side = SIZE + 6 + 3 * (SIZE + 2) - 2
+        assert picture.size == (side, side)
+
+
+def test_visualize_swaps_tool_names_a_checkpoint_without_the_module(tmp_path, monkeypatch):
+    checkpoint = tmp_path / "baseline.pt"
+    torch.save({"model": {}}, checkpoint)
+    monkeypatch.setattr(sys, "argv", ["visualize_swaps.py", "--id_dir", str(tmp_path), "--domain_dir",
+                                      str(tmp_path), "TEST.WEIGHT", str(checkpoint), *_tool_cfg_opts()])
+    with pytest.raises(UserError, match="no image-level module"):
+        _load_tool().main()
