@@ -8,16 +8,17 @@ to workers round-robin, so epoch e's batches and augmentations are the same
 whenever it runs, provided the trainer calls ``train_sampler.set_epoch(e)``
 before the epoch starts (a resumed run calls it with the epoch it resumes at)
 and DATALOADER.NUM_WORKERS is unchanged. With NUM_WORKERS 0 the transforms use
-the main process's torch RNG, which the trainer must restore for an exact
-resume.
+the main process's torch RNG, which the trainer reseeds from (SOLVER.SEED,
+epoch, rank) as each epoch starts (engine.runtime.seed_epoch).
 """
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from utils.errors import UserError
 
+from .dataset_check import warn_queries_without_match
 from .dataset_presets import load_test_set, load_train_set, log_statistics
 from .image_dataset import ImageDataset
 from .samplers import RandomIdentitySampler, ShuffledSampler
@@ -76,7 +77,8 @@ def make_data_loaders(cfg):
 
     SOLVER.IMS_PER_BATCH is the global batch; under torch.distributed each
     rank loads IMS_PER_BATCH / world_size images of distinct identities.
-    The test loader (query first, then gallery) is the same on every rank.
+    The test loader reads query first, then gallery; under torch.distributed
+    each rank reads its shard (see engine.evaluator.IndexedBatches).
     """
     _generate_demo_if_asked(cfg)
     train_records, num_classes, num_domains = load_train_set(cfg)
@@ -112,10 +114,17 @@ def _loader_options(cfg):
 
 
 def _test_data(cfg, query_records, gallery_records):
+    warn_queries_without_match(query_records, gallery_records, cfg.DATASETS.TARGET)
     test_set = ImageDataset(query_records + gallery_records, build_transforms(cfg, is_train=False),
                             target_size=input_size(cfg, is_train=False), draft=cfg.INPUT.JPEG_DRAFT,
                             is_train=False, strict=cfg.DATASETS.STRICT)
-    test_loader = DataLoader(test_set, batch_size=cfg.TEST.IMS_PER_BATCH, shuffle=False, **_loader_options(cfg))
+    rank, world_size = _rank_and_world_size()
+    sampler = None
+    if world_size > 1:
+        # Pads each shard to the same length with repeats, which the evaluator drops.
+        sampler = DistributedSampler(test_set, num_replicas=world_size, rank=rank, shuffle=False)
+    test_loader = DataLoader(test_set, batch_size=cfg.TEST.IMS_PER_BATCH, shuffle=False, sampler=sampler,
+                             **_loader_options(cfg))
     return TestData(test_loader=test_loader, num_query=len(query_records), query_records=query_records,
                     gallery_records=gallery_records)
 

@@ -1,6 +1,7 @@
 """A torch Dataset over ImageRecords, giving the sample dict of the data contract."""
 import logging
 
+import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -44,10 +45,16 @@ class ImageDataset(Dataset):
         self.draft = draft
         self.is_train = is_train
         self.strict = strict
-        # Known-bad paths of this process (each worker keeps its own), so that
-        # every bad file is warned once and not decoded again.
-        self._bad_paths = set()
+        # One flag per record in shared memory: the worker that meets a bad file
+        # marks it, so that it is warned once, never decoded again by any worker
+        # in any epoch, and counted exactly (num_unreadable) in the main process.
+        self._unreadable = torch.zeros(len(self.records), dtype=torch.uint8).share_memory_()
         self._same_pid = None
+
+    @property
+    def num_unreadable(self):
+        """How many distinct files were found unreadable so far (skipped or blanked)."""
+        return int(self._unreadable.sum())
 
     def __len__(self):
         return len(self.records)
@@ -57,7 +64,7 @@ class ImageDataset(Dataset):
             record, image = self._read_train(index)
         else:
             record = self.records[index]
-            image = self._read_test(record)
+            image = self._read_test(index)
         return {
             "images": self.transform(image),
             "pids": record.pid,
@@ -66,26 +73,27 @@ class ImageDataset(Dataset):
             "paths": record.path,
         }
 
-    def _try_read(self, path):
-        if path in self._bad_paths:
+    def _try_read(self, index):
+        if self._unreadable[index]:
             return None
         try:
-            return read_image(path, self.target_size, self.draft)
+            return read_image(self.records[index].path, self.target_size, self.draft)
         except BadImageError as err:
             if self.strict:
                 raise BadDataError(f"{err} (DATASETS.STRICT is on)") from None
-            self._bad_paths.add(path)
-            logger.warning("%s; using another image of the same identity", err)
+            self._unreadable[index] = 1
+            logger.warning("%s; using another image of the same identity (%d unreadable training file(s) "
+                           "so far; DATASETS.STRICT True makes this an error)", err, self.num_unreadable)
             return None
 
     def _read_train(self, index):
         """(record, image) of ``index`` or of the substitute that replaces it."""
         record = self.records[index]
-        image = self._try_read(record.path)
+        image = self._try_read(index)
         if image is not None:
             return record, image
         for other in self._substitutes(index):
-            image = self._try_read(self.records[other].path)
+            image = self._try_read(other)
             if image is not None:
                 return self.records[other], image
         raise BadDataError(
@@ -103,13 +111,15 @@ class ImageDataset(Dataset):
         start = group.index(index)
         return group[start + 1:] + group[:start]
 
-    def _read_test(self, record):
-        try:
-            return read_image(record.path, self.target_size, self.draft)
-        except BadImageError as err:
-            if self.strict:
-                raise BadDataError(f"{err}; test sets must be complete (DATASETS.STRICT is on)") from None
-            logger.warning("%s; using a blank image in its place (DATASETS.STRICT True makes this an error)",
-                           err)
-            height, width = self.target_size or (1, 1)
-            return Image.new("RGB", (width, height))
+    def _read_test(self, index):
+        if not self._unreadable[index]:
+            try:
+                return read_image(self.records[index].path, self.target_size, self.draft)
+            except BadImageError as err:
+                if self.strict:
+                    raise BadDataError(f"{err}; test sets must be complete (DATASETS.STRICT is on)") from None
+                self._unreadable[index] = 1
+                logger.warning("%s; using a blank image in its place (DATASETS.STRICT True makes this an "
+                               "error)", err)
+        height, width = self.target_size or (1, 1)
+        return Image.new("RGB", (width, height))

@@ -8,6 +8,7 @@ reads them, so a copy named differently needs a new pattern, not new code.
 import logging
 import os
 import re
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from config import ConfigError
@@ -53,11 +54,34 @@ def compile_pattern(pattern, pattern_key):
     return regex
 
 
-def _image_names(folder):
+@dataclass
+class FolderScan:
+    """What a split folder holds, by file name alone (nothing is decoded)."""
+
+    records: list = field(default_factory=list)
+    names: list = field(default_factory=list)
+    bad_names: list = field(default_factory=list)
+    junk: int = 0
+    other_files: int = 0
+
+
+def scan_split_folder(folder, regex):
+    """Images of ``folder`` sorted by name, parsed with the compiled file-name ``regex``."""
     with os.scandir(folder) as entries:
-        names = [entry.name for entry in entries if entry.is_file() and not entry.name.startswith(".")]
-    images = sorted(name for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
-    return images, len(names) - len(images)
+        files = [entry.name for entry in entries if entry.is_file() and not entry.name.startswith(".")]
+    scan = FolderScan(names=sorted(name for name in files if name.lower().endswith(IMAGE_EXTENSIONS)))
+    scan.other_files = len(files) - len(scan.names)
+    for name in scan.names:
+        match = regex.fullmatch(name)
+        if match is None:
+            scan.bad_names.append(name)
+            continue
+        pid, camid = int(match["pid"]), int(match["camid"])
+        if pid == JUNK_PID:
+            scan.junk += 1
+            continue
+        scan.records.append(ImageRecord(os.path.join(folder, name), pid, camid))
+    return scan
 
 
 def read_split_folder(folder, pattern, *, folder_key, pattern_key, strict=False):
@@ -69,43 +93,31 @@ def read_split_folder(folder, pattern, *, folder_key, pattern_key, strict=False)
     """
     if not os.path.isdir(folder):
         raise UserError(f"image folder not found: {folder} (set {folder_key})")
-    regex = compile_pattern(pattern, pattern_key)
-    names, other_files = _image_names(folder)
+    scan = scan_split_folder(folder, compile_pattern(pattern, pattern_key))
+    if strict and scan.bad_names:
+        raise UserError(
+            f"{os.path.join(folder, scan.bad_names[0])}: file name does not match {pattern_key} = {pattern!r} "
+            "(DATASETS.STRICT is on)")
 
-    records, bad_names, junk = [], [], 0
-    for name in names:
-        match = regex.fullmatch(name)
-        if match is None:
-            if strict:
-                raise UserError(
-                    f"{os.path.join(folder, name)}: file name does not match {pattern_key} = {pattern!r} "
-                    "(DATASETS.STRICT is on)")
-            bad_names.append(name)
-            continue
-        pid, camid = int(match["pid"]), int(match["camid"])
-        if pid == JUNK_PID:
-            junk += 1
-            continue
-        records.append(ImageRecord(os.path.join(folder, name), pid, camid))
-
-    for name in bad_names[:MAX_NAME_WARNINGS]:
+    for name in scan.bad_names[:MAX_NAME_WARNINGS]:
         logger.warning("skipped %s: file name does not match %s = %r",
                        os.path.join(folder, name), pattern_key, pattern)
-    if len(bad_names) > MAX_NAME_WARNINGS:
+    if len(scan.bad_names) > MAX_NAME_WARNINGS:
         logger.warning("skipped %d more files in %s whose names do not match %s",
-                       len(bad_names) - MAX_NAME_WARNINGS, folder, pattern_key)
-    if junk:
-        logger.info("dropped %d junk images (pid %d) in %s", junk, JUNK_PID, folder)
-    if not records:
-        raise UserError(_no_records_message(folder, names, bad_names, other_files, pattern, pattern_key))
-    return records
+                       len(scan.bad_names) - MAX_NAME_WARNINGS, folder, pattern_key)
+    if scan.junk:
+        logger.info("dropped %d junk images (pid %d) in %s", scan.junk, JUNK_PID, folder)
+    if not scan.records:
+        raise UserError(no_records_message(folder, scan, pattern, pattern_key))
+    return scan.records
 
 
-def _no_records_message(folder, names, bad_names, other_files, pattern, pattern_key):
-    if not names:
-        others = f" (only {other_files} non-image file(s))" if other_files else ""
+def no_records_message(folder, scan, pattern, pattern_key):
+    """Why a split folder gave no usable image."""
+    if not scan.names:
+        others = f" (only {scan.other_files} non-image file(s))" if scan.other_files else ""
         return f"no .jpg/.jpeg/.png images in {folder}{others}; expected names matching {pattern_key} = {pattern!r}"
-    if bad_names:
-        return (f"none of the {len(names)} images in {folder} matches {pattern_key} = {pattern!r} "
-                f"(e.g. {bad_names[0]})")
+    if scan.bad_names:
+        return (f"none of the {len(scan.names)} images in {folder} matches {pattern_key} = {pattern!r} "
+                f"(e.g. {scan.bad_names[0]})")
     return f"every image in {folder} is junk (pid {JUNK_PID}); nothing to use ({pattern_key} = {pattern!r})"

@@ -30,7 +30,8 @@ class _EpochSeeded(Sampler):
     def set_epoch(self, epoch):
         """Make the next pass (and the loader's worker seeds) those of ``epoch``."""
         self.epoch = int(epoch)
-        worker_seed = np.random.SeedSequence([self.seed, self.epoch, 1]).generate_state(1, np.uint64)[0]
+        # The rank too, so that the processes of a distributed run augment differently.
+        worker_seed = np.random.SeedSequence([self.seed, self.epoch, 1, self.rank]).generate_state(1, np.uint64)[0]
         self.generator.manual_seed(int(worker_seed))
 
     def _start_pass(self):

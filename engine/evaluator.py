@@ -1,8 +1,12 @@
 """Feature extraction and re-ID evaluation on the target's query + gallery."""
+import logging
+
 import torch
 from ignite.engine import Engine
 
 from utils.reid_metric import ReIDMetric
+
+logger = logging.getLogger("jifd.eval")
 
 
 def build_reid_metric(cfg, num_query):
@@ -29,13 +33,39 @@ def extract_batch_features(model, images, precision, flip=False):
     return feats.float()
 
 
-def create_evaluator(model, precision, metric, flip=False):
-    """An ignite engine whose ``state.metrics`` holds mAP, rank1, ... after a run."""
+class IndexedBatches:
+    """The test loader's batches with the dataset index of each sample.
 
-    def step(engine, batch):
+    ReIDMetric needs them in a multi-process run, where each process
+    evaluates its shard (a DistributedSampler's, padded with repeats) and the
+    gathered features are put back in query-first order, duplicates dropped.
+    The loader reads its sampler's order sequentially, so batch after batch
+    takes the next indices of that order.
+    """
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        order = torch.as_tensor(list(self.loader.sampler), dtype=torch.long)
+        position = 0
+        for batch in self.loader:
+            count = len(batch["pids"])
+            yield batch, order[position:position + count]
+            position += count
+
+
+def create_evaluator(model, precision, metric, flip=False):
+    """An ignite engine over IndexedBatches whose ``state.metrics`` holds mAP, rank1, ... after a run."""
+
+    def step(engine, batch_and_indices):
+        batch, indices = batch_and_indices
         model.eval()
         feats = extract_batch_features(model, batch["images"], precision, flip)
-        return feats, batch["pids"], batch["camids"]
+        return feats, batch["pids"], batch["camids"], indices
 
     evaluator = Engine(step)
     metric.attach(evaluator, "reid")
@@ -46,5 +76,9 @@ def evaluate(cfg, model, data, precision):
     """Metrics of ``model`` on ``data.test_loader`` (query first, then gallery)."""
     metric = build_reid_metric(cfg, data.num_query)
     evaluator = create_evaluator(model, precision, metric, flip=cfg.TEST.FLIP)
-    evaluator.run(data.test_loader)
+    evaluator.run(IndexedBatches(data.test_loader))
+    unreadable = data.test_loader.dataset.num_unreadable
+    if unreadable:
+        logger.warning("%d unreadable test image(s) were replaced by blank images (named in the warnings above); "
+                       "the metrics count them as uninformative images", unreadable)
     return dict(evaluator.state.metrics["reid"])

@@ -69,3 +69,16 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def seed_epoch(seed, epoch, rank=0):
+    """Reseed every generator of this process from (seed, epoch, rank).
+
+    Called as each training epoch starts, so that an epoch's randomness
+    (augmentation in the main process, the JIFD pairings) depends on nothing
+    that ran before it: a run resumed at an epoch boundary, or one that
+    evaluates more often, trains exactly like an uninterrupted one, and each
+    process of a multi-process run draws its own stream.
+    """
+    derived = np.random.SeedSequence([seed % 2**32, epoch, rank]).generate_state(1, np.uint32)[0]
+    seed_everything(int(derived))

@@ -1,10 +1,11 @@
 """One training iteration: the re-ID losses, the JIFD extensions, one backward."""
-import math
 from collections import OrderedDict
 
 import torch
 
 from utils.errors import UserError
+
+from .distributed import all_processes_finite
 
 
 class NonFiniteLossError(UserError):
@@ -75,9 +76,15 @@ class TrainStep:
 
     @staticmethod
     def _check_finite(engine, losses):
-        for name, value in losses.items():
-            if not math.isfinite(value.item()):
-                raise NonFiniteLossError(
-                    f"loss term '{name}' is {value.item()} at epoch {engine.state.epoch}, "
-                    f"iteration {engine.state.iteration}; the run stopped and the last checkpoint "
-                    f"before it is kept. Lower SOLVER.BASE_LR or the term's weight, or try SOLVER.AMP off.")
+        """Stop before a non-finite loss reaches the weights; under DDP every process stops together."""
+        values = torch.stack([value.detach().float() for value in losses.values()])
+        if all_processes_finite(values):
+            return
+        bad = [(name, float(value)) for name, value in zip(losses, values) if not torch.isfinite(value)]
+        where = "loss term '{}' is {}".format(*bad[0]) if bad else "a loss term is not finite in another process"
+        state = engine.state
+        in_epoch = (state.iteration - 1) % state.epoch_length + 1
+        raise NonFiniteLossError(
+            f"{where} at epoch {state.epoch}, iteration {in_epoch}/{state.epoch_length} "
+            f"(global iteration {state.iteration}); the run stopped before updating the weights. "
+            "Lower SOLVER.BASE_LR or the term's weight, or try SOLVER.AMP off.")

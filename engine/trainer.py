@@ -4,6 +4,7 @@ import os
 import time
 from collections import OrderedDict
 
+import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 
@@ -13,14 +14,17 @@ from layers import make_loss
 from modeling import build_model
 from solver import WarmupMultiStepLR, make_center_optimizer, make_optimizer
 from utils.atomic_io import atomic_torch_save
+from utils.errors import UserError
 from utils.metrics_report import format_metrics_table, plot_cmc, write_metrics_json
 
-from .checkpointing import RNGState, find_checkpoint, make_checkpoint_handler, restore
+from .checkpointing import check_no_earlier_run, make_checkpoint_handler, restore
+from .distributed import (average_gradients_outside_ddp, broadcast_buffers, is_main_process, process_device,
+                          wrap_model)
 from .evaluator import evaluate
 from .extensions import build_extensions
-from .runtime import resolve_device, resolve_precision, seed_everything
+from .runtime import resolve_device, resolve_precision, seed_epoch, seed_everything
 from .train_logging import attach_training_logs
-from .train_step import TrainStep
+from .train_step import NonFiniteLossError, TrainStep
 
 logger = logging.getLogger("jifd.train")
 
@@ -44,15 +48,39 @@ def _is_due(epoch, period, max_epochs):
     return epoch == max_epochs or (period > 0 and epoch % period == 0)
 
 
+def _modules_of(extension):
+    """The networks an extension trains: every nn.Module it holds."""
+    return [value for value in vars(extension).values() if isinstance(value, torch.nn.Module)]
+
+
+def _check_resumable(trainer, path, max_epochs, epoch_length):
+    state = trainer.state
+    if state.epoch >= max_epochs:
+        raise UserError(f"{path} is at epoch {state.epoch} and SOLVER.MAX_EPOCHS = {max_epochs}: nothing left "
+                        "to train; raise SOLVER.MAX_EPOCHS to train longer, or test it with tools/test.py")
+    if state.epoch_length != epoch_length:
+        raise UserError(f"{path} was trained with {state.epoch_length} iterations per epoch, this configuration "
+                        f"gives {epoch_length}: resume with the run's own config (SOLVER.ITERS_PER_EPOCH, "
+                        "SOLVER.IMS_PER_BATCH and the datasets must not change)")
+
+
 def do_train(cfg, resume=""):
-    """Train as ``cfg`` says; return the metrics of the last evaluation."""
+    """Train as ``cfg`` says; return the metrics of the last evaluation.
+
+    Under torchrun (engine.distributed) every process trains its share of
+    each batch; only rank 0 logs and writes files.
+    """
     output_dir = cfg.OUTPUT_DIR
-    os.makedirs(output_dir, exist_ok=True)
-    dump_cfg(cfg, os.path.join(output_dir, "config.yaml"))
-    device = resolve_device(cfg.MODEL.DEVICE)
+    main_process = is_main_process()
+    if not resume:
+        check_no_earlier_run(output_dir)
+    if main_process:
+        os.makedirs(output_dir, exist_ok=True)
+        dump_cfg(cfg, os.path.join(output_dir, "config.yaml"))
+    device = process_device(resolve_device(cfg.MODEL.DEVICE))
     precision = resolve_precision(cfg, device)
-    logger.info("torch %s on %s, autocast %s, channels_last %s", torch.__version__, device,
-                precision.dtype, precision.channels_last)
+    logger.info("torch %s on %s, autocast %s, channels_last %s, %d process(es)", torch.__version__, device,
+                precision.dtype, precision.channels_last, idist.get_world_size())
     seed_everything(cfg.SOLVER.SEED)
 
     data = make_data_loaders(cfg)
@@ -69,32 +97,48 @@ def do_train(cfg, resume=""):
     step = TrainStep(model, reid_loss, optimizer, center_optimizer, precision, extensions.values(),
                      center_loss_weight=cfg.SOLVER.CENTER_LOSS_WEIGHT)
     trainer = Engine(step)
+    # ignite logs an exception before re-raising it, and the entry point reports it already.
+    trainer.logger.setLevel(logging.CRITICAL)
     epoch_data = EpochData(data.train_loader)
 
     to_save = OrderedDict(model=model, optimizer=optimizer, scheduler=scheduler, trainer=trainer,
-                          reid_loss=reid_loss, rng=RNGState())
+                          reid_loss=reid_loss)
     if center_optimizer is not None:
         to_save["center_optimizer"] = center_optimizer
+    if step.scaler.is_enabled():
+        to_save["grad_scaler"] = step.scaler
     to_save.update(extensions)
+    max_epochs = cfg.SOLVER.MAX_EPOCHS
+    epoch_length = cfg.SOLVER.ITERS_PER_EPOCH or len(data.train_loader)
     if resume:
-        path = find_checkpoint(resume)
-        restore(to_save, path)
+        path = restore(to_save, resume)
+        _check_resumable(trainer, path, max_epochs, epoch_length)
         logger.info("resumed from %s at epoch %d", path, trainer.state.epoch)
+    # After restoring, so that DDP starts every process from the same weights.
+    step.model = wrap_model(model)
+    average_gradients_outside_ddp([reid_loss] + [module for extension in extensions.values()
+                                                 for module in _modules_of(extension)])
 
     @trainer.on(Events.EPOCH_STARTED)
     def start_epoch(engine):
+        seed_epoch(cfg.SOLVER.SEED, engine.state.epoch, idist.get_rank())
         if hasattr(data.train_sampler, "set_epoch"):
             data.train_sampler.set_epoch(engine.state.epoch)
         engine.set_data(epoch_data)
+
+    @trainer.on(Events.ITERATION_COMPLETED)
+    def log_exact_losses(engine):
+        # log.txt only: the exact values, to compare runs (see README, determinism)
+        logger.debug("iteration %d: %s", engine.state.iteration,
+                     ", ".join(f"{name} {value!r}" for name, value in engine.state.output.items()))
 
     @trainer.on(Events.EPOCH_COMPLETED)
     def step_schedule(engine):
         scheduler.step()
 
-    reporter = attach_training_logs(trainer, cfg, optimizer, output_dir)
+    reporter = attach_training_logs(trainer, cfg, optimizer, output_dir) if main_process else None
 
     checkpointer = make_checkpoint_handler(output_dir, to_save, trainer)
-    max_epochs = cfg.SOLVER.MAX_EPOCHS
     last_metrics = {}
 
     @trainer.on(Events.EPOCH_COMPLETED)
@@ -102,21 +146,30 @@ def do_train(cfg, resume=""):
         epoch = engine.state.epoch
         if _is_due(epoch, cfg.SOLVER.CHECKPOINT_PERIOD, max_epochs):
             checkpointer(engine)
-        for extension in extensions.values():
-            extension.on_epoch_end(epoch, output_dir, engine.state.batch)
+        if main_process:
+            for extension in extensions.values():
+                extension.on_epoch_end(epoch, output_dir, engine.state.batch)
         if _is_due(epoch, cfg.SOLVER.EVAL_PERIOD, max_epochs):
             started = time.time()
+            broadcast_buffers(model)
             metrics = evaluate(cfg, model, data, precision)
             last_metrics.clear()
             last_metrics.update(metrics)
-            reporter.log_evaluation(epoch, metrics)
+            if reporter is not None:
+                reporter.log_evaluation(epoch, metrics)
             logger.info("%s\n(evaluated in %.1f s)",
                         format_metrics_table(metrics, f"Epoch {epoch}: {cfg.DATASETS.TARGET} query/gallery"),
                         time.time() - started)
 
-    epoch_length = cfg.SOLVER.ITERS_PER_EPOCH or len(data.train_loader)
-    trainer.run(epoch_data, max_epochs=max_epochs, epoch_length=epoch_length)
+    try:
+        trainer.run(epoch_data, max_epochs=max_epochs, epoch_length=epoch_length)
+    except NonFiniteLossError as err:
+        kept = checkpointer.last_checkpoint
+        raise NonFiniteLossError(f"{err} Last good checkpoint: {kept or 'none (the first save had not come)'}"
+                                 ) from None
 
+    if not main_process:
+        return last_metrics
     final_weights = os.path.join(output_dir, "model_final.pth")
     atomic_torch_save(model.state_dict(), final_weights)
     if last_metrics:

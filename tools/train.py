@@ -1,4 +1,7 @@
-"""Train the BoT baseline or JIFD: python tools/train.py --config_file F [KEY VALUE ...]"""
+"""Train the BoT baseline or JIFD: python tools/train.py --config_file F [KEY VALUE ...]
+
+Several GPUs or nodes: torchrun --nproc_per_node N tools/train.py ... (see README).
+"""
 import argparse
 import pathlib
 import sys
@@ -6,6 +9,7 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from config import load_cfg  # noqa: E402
+from engine.distributed import distributed_processes, rank  # noqa: E402
 from engine.trainer import do_train  # noqa: E402
 from utils.cli import add_config_arguments, run_cli  # noqa: E402
 from utils.logger import setup_logger  # noqa: E402
@@ -18,10 +22,13 @@ def main():
                         help="a run folder (its newest checkpoint) or a checkpoint file to continue from")
     args = parser.parse_args()
     cfg = load_cfg(args.config_file, args.opts)
-    logger = setup_logger(cfg.OUTPUT_DIR)
-    logger.info("config file %s, overrides %s", args.config_file or "(defaults)", args.opts)
-    logger.debug("full config:\n%s", cfg.dump())
-    do_train(cfg, resume=args.resume)
+    with distributed_processes(cfg.MODEL.DEVICE) as backend:
+        logger = setup_logger(cfg.OUTPUT_DIR, distributed_rank=rank())
+        logger.info("config file %s, overrides %s", args.config_file or "(defaults)", args.opts)
+        if backend:
+            logger.info("torchrun: distributed training with backend %s", backend)
+        logger.debug("full config:\n%s", cfg.dump())
+        do_train(cfg, resume=args.resume)
 
 
 if __name__ == "__main__":

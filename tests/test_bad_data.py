@@ -1,0 +1,184 @@
+"""What a user sees when the data, the config or a checkpoint is bad: one line, no traceback.
+
+The cases run as the tools run (subprocesses), two at a time, on tiny
+hand-made trees: VeRi-style training images of 4 identities x 4 images on
+2 cameras, Opri-style query (ids 1-3, camera 1) and gallery (ids 1 and 2,
+camera 2; id 3 has no match).
+"""
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import small_run_cfg
+from modeling import build_model
+from tool_runs import assert_user_error, run_tool, write_config
+
+TRUNCATED = "0001_c001_00000000_2.jpg"
+NOT_AN_IMAGE = "0002_c002_00000000_3.jpg"
+BAD_NAME = "IMG_0042.jpg"
+
+
+def _jpeg(path, seed):
+    pixels = np.random.default_rng(seed).integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, quality=90)
+
+
+def make_tree(root, faults=()):
+    """The tiny datasets under ``root``; ``faults`` from {"truncated", "not_an_image", "bad_name"}."""
+    train = os.path.join(root, "veri", "image_train")
+    query = os.path.join(root, "opri", "image_query")
+    gallery = os.path.join(root, "opri", "image_test")
+    for folder in (train, query, gallery):
+        os.makedirs(folder)
+    for pid in range(1, 5):
+        for index in range(4):
+            _jpeg(os.path.join(train, f"{pid:04d}_c{1 + index % 2:03d}_00000000_{index}.jpg"), pid * 10 + index)
+    for pid in range(1, 4):
+        _jpeg(os.path.join(query, f"{pid:04d}_c001_00000000_0.jpg"), 100 + pid)
+    for pid in range(1, 3):
+        for index in range(2):
+            _jpeg(os.path.join(gallery, f"{pid:04d}_c002_00000000_{index}.jpg"), 200 + pid * 10 + index)
+    if "truncated" in faults:
+        path = os.path.join(train, TRUNCATED)
+        with open(path, "rb") as handle:
+            data = handle.read()
+        with open(path, "wb") as handle:
+            handle.write(data[:len(data) // 2])
+    if "not_an_image" in faults:
+        with open(os.path.join(train, NOT_AN_IMAGE), "w") as handle:
+            handle.write("<html>404 Not Found</html>\n")
+    if "bad_name" in faults:
+        _jpeg(os.path.join(train, BAD_NAME), 7)
+    return root
+
+
+def tiny_config(tmp, name, root, *overrides):
+    cfg = small_run_cfg(root, os.path.join(tmp, name), "SOLVER.IMS_PER_BATCH", 16, "SOLVER.MAX_EPOCHS", 1,
+                        "SOLVER.ITERS_PER_EPOCH", 1, "SOLVER.WARMUP_ITERS", 0, "SOLVER.LOG_PERIOD", 1, *overrides)
+    return write_config(cfg, os.path.join(tmp, f"{name}.yml"))
+
+
+def _cases(tmp):
+    """name -> (tool, arguments), built on trees and files under ``tmp``."""
+    good = make_tree(os.path.join(tmp, "good"))
+    empty = make_tree(os.path.join(tmp, "empty"))
+    for name in os.listdir(os.path.join(empty, "veri", "image_train")):
+        os.remove(os.path.join(empty, "veri", "image_train", name))
+    strict = ("DATASETS.STRICT", True)
+    resnet18 = os.path.join(tmp, "resnet18.pth")
+    torch.manual_seed(0)
+    model_cfg = small_run_cfg(good, tmp)
+    torch.save(build_model(model_cfg, num_classes=4).state_dict(), resnet18)
+    cut_short = os.path.join(tmp, "cut_short.pth")
+    with open(resnet18, "rb") as whole, open(cut_short, "wb") as cut:
+        cut.write(whole.read(os.path.getsize(resnet18) // 2))
+    typo_yaml = os.path.join(tmp, "misspelt.yml")
+    with open(typo_yaml, "w") as handle:
+        handle.write("SOLVER:\n  BASE_LRR: 0.1\n")
+
+    def train(name, root, *overrides):
+        return "train.py", ["--config_file", tiny_config(tmp, name, root, *overrides)]
+
+    return {
+        "faults_skipped": train("faults_skipped", make_tree(os.path.join(tmp, "all_faults"),
+                                                            ("truncated", "not_an_image", "bad_name"))),
+        "missing_folder": train("missing_folder", os.path.join(tmp, "nowhere")),
+        "empty_folder": train("empty_folder", empty),
+        "bad_name_strict": train("bad_name", make_tree(os.path.join(tmp, "bad_name"), ("bad_name",)), *strict),
+        "truncated_strict": train("truncated", make_tree(os.path.join(tmp, "truncated"), ("truncated",)),
+                                  *strict),
+        "not_an_image_strict": train("not_an_image", make_tree(os.path.join(tmp, "not_an_image"),
+                                                               ("not_an_image",)), *strict),
+        "typo_command_line": ("train.py", ["--config_file", tiny_config(tmp, "typo", good), "SOLVER.BASE_LRR", 1]),
+        "typo_yaml": ("train.py", ["--config_file", typo_yaml]),
+        "other_architecture": ("test.py", ["--config_file", tiny_config(tmp, "arch", good), "MODEL.NAME", "resnet50",
+                                           "TEST.WEIGHT", resnet18]),
+        "cut_short_weights": ("test.py", ["--config_file", tiny_config(tmp, "cut_short", good),
+                                          "TEST.WEIGHT", cut_short]),
+    }
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Every case started at once, two processes at a time; name -> (tmp folder, future result)."""
+    tmp = str(tmp_path_factory.mktemp("bad_data"))
+    cases = _cases(tmp)
+    pool = ThreadPoolExecutor(max_workers=2)
+    futures = {name: pool.submit(run_tool, tool, *args) for name, (tool, args) in cases.items()}
+    yield tmp, futures
+    pool.shutdown(wait=True)
+
+
+def test_missing_dataset_folder(results):
+    tmp, futures = results
+    assert_user_error(futures["missing_folder"].result(), "dataset folder not found",
+                      os.path.join(tmp, "nowhere", "veri"), "DATASETS.ROOT_DIR", "DATASETS.VERI.FOLDER")
+
+
+def test_empty_folder(results):
+    tmp, futures = results
+    assert_user_error(futures["empty_folder"].result(), "no .jpg/.jpeg/.png images in",
+                      os.path.join(tmp, "empty", "veri", "image_train"), "DATASETS.VERI.PATTERN")
+
+
+def test_badly_named_file_is_an_error_when_strict(results):
+    tmp, futures = results
+    assert_user_error(futures["bad_name_strict"].result(),
+                      os.path.join(tmp, "bad_name", "veri", "image_train", BAD_NAME),
+                      "does not match DATASETS.VERI.PATTERN", "DATASETS.STRICT")
+
+
+def test_truncated_jpeg_is_an_error_when_strict(results):
+    tmp, futures = results
+    assert_user_error(futures["truncated_strict"].result(),
+                      f"unreadable image {os.path.join(tmp, 'truncated', 'veri', 'image_train', TRUNCATED)}",
+                      "truncated", "DATASETS.STRICT")
+
+
+def test_non_image_jpg_is_an_error_when_strict(results):
+    tmp, futures = results
+    assert_user_error(futures["not_an_image_strict"].result(),
+                      f"unreadable image {os.path.join(tmp, 'not_an_image', 'veri', 'image_train', NOT_AN_IMAGE)}",
+                      "cannot identify image file", "DATASETS.STRICT")
+
+
+def test_bad_files_are_skipped_named_and_counted_and_unmatched_queries_reported(results):
+    tmp, futures = results
+    code, out, err = futures["faults_skipped"].result()
+    assert code == 0, err[-3000:]
+    assert "Traceback" not in out + err
+    train = os.path.join(tmp, "all_faults", "veri", "image_train")
+    assert f"skipped {os.path.join(train, BAD_NAME)}: file name does not match DATASETS.VERI.PATTERN" in out
+    assert f"unreadable image {os.path.join(train, TRUNCATED)}: image file is truncated" in out
+    assert f"unreadable image {os.path.join(train, NOT_AN_IMAGE)}: cannot identify image file" in out
+    assert "(2 unreadable training file(s) so far" in out
+    assert "1 of 3 queries have no gallery image of their identity on another camera" in out
+    assert "(query ids 3)" in out
+    assert os.path.isfile(os.path.join(tmp, "faults_skipped", "metrics.json"))
+
+
+def test_config_typo_on_the_command_line(results):
+    _, futures = results
+    assert_user_error(futures["typo_command_line"].result(), "SOLVER.BASE_LRR")
+
+
+def test_config_typo_in_the_yaml_file(results):
+    tmp, futures = results
+    assert_user_error(futures["typo_yaml"].result(), os.path.join(tmp, "misspelt.yml"),
+                      "unknown config key SOLVER.BASE_LRR")
+
+
+def test_checkpoint_of_another_architecture(results):
+    tmp, futures = results
+    assert_user_error(futures["other_architecture"].result(), os.path.join(tmp, "resnet18.pth"),
+                      "does not fit this model", "MODEL.NAME")
+
+
+def test_checkpoint_cut_short(results):
+    tmp, futures = results
+    assert_user_error(futures["cut_short_weights"].result(), os.path.join(tmp, "cut_short.pth"),
+                      "not a readable PyTorch weights file", "truncated")

@@ -1,0 +1,48 @@
+"""Running the tools as a user does: in a subprocess, from a config file."""
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Generous: the machine may be shared; a run that hangs still fails the test.
+TIMEOUT = 600
+
+
+def write_config(cfg, path):
+    """``cfg`` as a YAML file a tool can take with --config_file."""
+    path = str(path)
+    with open(path, "w") as handle:
+        handle.write(cfg.dump())
+    return path
+
+
+def tool_command(tool, *args):
+    return [sys.executable, os.path.join(REPO, "tools", tool), *map(str, args)]
+
+
+def start_tool(tool, *args, **popen_options):
+    popen_options.setdefault("stdout", subprocess.PIPE)
+    popen_options.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen(tool_command(tool, *args), cwd=REPO, text=True, **popen_options)
+
+
+def finish(process):
+    """(returncode, stdout, stderr) of a process started by start_tool."""
+    out, err = process.communicate(timeout=TIMEOUT)
+    return process.returncode, out, err
+
+
+def run_tool(tool, *args):
+    return finish(start_tool(tool, *args))
+
+
+def assert_user_error(result, *fragments):
+    """Exit code 2 and a one-line ``error: ...`` naming every fragment, no traceback."""
+    code, out, err = result
+    assert code == 2, (code, out[-2000:], err[-2000:])
+    assert "Traceback" not in out + err, err[-3000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err[-3000:]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
