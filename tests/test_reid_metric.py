@@ -77,7 +77,7 @@ def test_no_counted_query_raises_a_clear_error():
     assert issubclass(NoValidQueryError, UserError)
 
 
-def random_case(seed, num_query=300, num_gallery=500, dim=8, clustered=False):
+def random_case(seed, num_query=600, num_gallery=500, dim=8, clustered=False):
     """Few identities and cameras (same-camera junk, queries without a match), duplicated features."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -108,7 +108,7 @@ def test_blocked_evaluator_equals_dense_evaluator(distance, clustered):
     assert m_ap == pytest.approx(ref_ap, abs=1e-12) and m_inp == pytest.approx(ref_inp, abs=1e-12)
     counted = sum((g_pids == p).any() and ((g_pids == p) & (g_camids != c)).any() for p, c in zip(q_pids, q_camids))
     assert 0 < counted < len(q_pids)
-    # 0.01 MB forces blocks of one GEMM chunk (3 blocks), 64 MB one block
+    # 0.01 MB forces blocks of one GEMM chunk (256 queries: 3 blocks), 64 MB one block
     for memory_mb in (0.01, 64):
         result = evaluate_features(qf, gf, *labels, max_rank=20, distance=distance, memory_mb=memory_mb)
         assert result["num_valid_query"] == counted
@@ -122,7 +122,7 @@ def test_blocked_evaluator_equals_dense_evaluator(distance, clustered):
 def test_both_search_strategies_and_not_normalised(monkeypatch, dense_fraction):
     monkeypatch.setattr(reid_metric, "_DENSE_FRACTION", dense_fraction)
     for seed in range(3):
-        qf, gf, *labels = random_case(10 + seed, num_query=150, num_gallery=300, clustered=seed == 1)
+        qf, gf, *labels = random_case(10 + seed, num_query=400, num_gallery=300, clustered=seed == 1)
         dense = compute_distance_matrix(qf, gf, "euclidean", False).numpy()
         cmc, m_ap, m_inp = eval_func_with_minp(dense, *labels, max_rank=50)
         result = evaluate_features(qf, gf, *labels, feat_norm=False, memory_mb=0.01)

@@ -37,7 +37,7 @@ DISTANCES = ("euclidean", "cosine")
 # come out a few ulps different in a product with a different number of rows
 # (MKL does so below ~12 rows). Both the dense matrix and the blocked evaluator
 # compute the same fixed row chunks, so their distances agree bit for bit.
-_GEMM_ROWS = 128
+_GEMM_ROWS = 256
 
 # Peak bytes per query x gallery element of a block: the distance (4) plus
 # the larger of the dense search (insertion index 8, gathered bound 4, tie
@@ -104,20 +104,25 @@ def _summary(ap, inp, first_pos, num_query, num_gallery, max_rank):
 # ---------------------------------------------------------------------------
 
 def _sorted_rows_stats(dist_rows, q_pids, q_camids, g_pids, g_camids):
-    """Counted-row mask and per counted row (AP, INP, first-match position), by a stable argsort."""
+    """Counted-row mask and per counted row (AP, INP, first-match position), by a stable argsort.
+
+    Only the same-identity entries of the ranked rows are looked at: a true
+    match's position in the kept list is its rank minus the junk ranked before it.
+    """
+    num_rows, num_gallery = dist_rows.shape
     order = np.argsort(dist_rows, axis=1, kind="stable")
-    same_id = g_pids[order] == q_pids[:, None]
-    junk = same_id & (g_camids[order] == q_camids[:, None])
-    match = same_id & ~junk
-    counted = match.any(axis=1)
-    match, junk = match[counted], junk[counted]
-    position = np.cumsum(~junk, axis=1) - 1
-    num_match = match.sum(axis=1)
-    precision = np.where(match, np.cumsum(match, axis=1) / np.maximum(position + 1.0, 1.0), 0.0)
-    rows = np.arange(len(match))
-    first = position[rows, np.argmax(match, axis=1)]
-    last = position[rows, match.shape[1] - 1 - np.argmax(match[:, ::-1], axis=1)]
-    return counted, precision.sum(axis=1) / num_match, num_match / (last + 1.0), first
+    row, rank = np.nonzero(g_pids[order] == q_pids[:, None])
+    junk = g_camids[order[row, rank]] == q_camids[row]
+    key = row.astype(np.int64) * num_gallery + rank
+    junk_per_row = np.bincount(row[junk], minlength=num_rows)
+    junk_before = np.searchsorted(key[junk], key) - (np.cumsum(junk_per_row) - junk_per_row)[row]
+    row, position = row[~junk], (rank - junk_before)[~junk]
+    counted = np.bincount(row, minlength=num_rows) > 0
+    rows, first_at, num_match = np.unique(row, return_index=True, return_counts=True)
+    match_rank = np.arange(1, len(row) + 1) - np.repeat(first_at, num_match)
+    ap = np.bincount(row, weights=match_rank / (position + 1.0), minlength=num_rows)[rows] / num_match
+    last = position[first_at + num_match - 1]
+    return counted, ap, num_match / (last + 1.0), position[first_at]
 
 
 def eval_func_with_minp(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
@@ -164,14 +169,17 @@ class _DistanceRows:
             raise ValueError(f"features must be N x D with equal D, got {tuple(qf.shape)} and {tuple(gf.shape)}")
         device = qf.device if device is None else torch.device(device)
         qf, gf = qf.detach().to(device, torch.float32), gf.detach().to(device, torch.float32)
-        if not (torch.isfinite(qf).all() and torch.isfinite(gf).all()):
-            raise ValueError("features contain NaN or infinite values; they cannot be ranked")
+        # one pass for the norms; a NaN or overflow anywhere in a row shows in its norm
+        q_norm, g_norm = (torch.linalg.vector_norm(f, dim=1, keepdim=True) for f in (qf, gf))
+        if not (torch.isfinite(q_norm).all() and torch.isfinite(g_norm).all()):
+            raise ValueError("features contain NaN, infinite or too large values; they cannot be ranked")
         if distance == "cosine" or _as_bool(feat_norm, "TEST.FEAT_NORM"):
-            qf, gf = F.normalize(qf, dim=1), F.normalize(gf, dim=1)
+            q_scale, g_scale = q_norm.clamp(min=1e-12), g_norm.clamp(min=1e-12)
+            qf, gf = qf / q_scale, gf / g_scale
+            q_norm, g_norm = q_norm / q_scale, g_norm / g_scale
         self.distance = distance
         self.query, self.gallery_t = qf, gf.t()
-        if distance == "euclidean":
-            self.query_sq, self.gallery_sq = (qf * qf).sum(1), (gf * gf).sum(1)
+        self.query_sq, self.gallery_sq = (q_norm * q_norm)[:, 0], (g_norm * g_norm)[:, 0]
         self.num_query, self.num_gallery, self.device = qf.shape[0], gf.shape[0], device
 
     def fill(self, start, stop, out):
