@@ -12,9 +12,10 @@ gallery columns.
 What differs is the formulation, not the numbers: nothing N x N is built.
 The neighbour lists come from a symmetric blocked pass over the distances
 (each pair computed once) keeping the nearest few per image; the weight
-matrix V and its query expansion are sparse (compressed rows, about N * k1 *
-k2 entries at most); the Jaccard part runs in query blocks. Memory grows with
-N * k1 * k2 plus the q x g output (returned dense, float32: 1.95 GB at
+matrix V and its query expansion are sparse (compressed rows; at most
+k2 * (k1 + 1) * (round(k1/2) + 2) entries per image, in practice tens); the
+Jaccard part runs in query blocks. Memory grows with N (times those
+constants) plus the q x g output (returned dense, float32: 1.95 GB at
 8,917 x 54,756). V is kept in float32 (the public code stores float16 for
 memory). Neighbour ties are broken by index (a stable order). Memory and
 time are estimated first; a run that would not fit is refused before it
@@ -57,7 +58,7 @@ def estimate_re_ranking(num_query, num_gallery, dim, k1=20, k2=6, gflops=None):
     num_all, _, keep, width = _sizes(num_query, num_gallery, k1, k2)
     v_entries = num_all * min(num_all, width)
     qe_entries = num_all * min(num_all, k2 * width)
-    peak = (num_all * dim * 4                       # features
+    peak = (2 * num_all * (dim + 2) * 4             # features, as the two sides of one product
             + num_query * num_gallery * 4           # the output, which holds the distances first
             + num_all * (keep + _MARGIN) * 12 * 3    # neighbour lists and their merge
             + 3 * _BLOCK * _BLOCK * 4 + 4 * _BLOCK * (keep + _MARGIN) * 12
@@ -93,58 +94,116 @@ def _check_fits(num_query, num_gallery, dim, k1, k2, max_memory_gb, device):
             f"more than the {max_memory_gb:.1f} GB allowed; set TEST.RE_RANKING 'no' or test on a smaller split")
 
 
-def _distance_block(feats, squares, rows, cols):
-    out = torch.add(squares[rows, None], squares[None, cols])
-    return out.addmm_(feats[rows], feats[cols].t(), alpha=-2)
+class _Distances:
+    """Squared euclidean distances between all images as one product: [f, |f|^2, 1] . [-2 g, 1, |g|^2]."""
+
+    def __init__(self, probFea, galFea):
+        num_query, dim = probFea.shape
+        self.num_all = num_query + galFea.shape[0]
+        self.left = torch.empty(self.num_all, dim + 2, device=probFea.device)
+        self.left[:num_query, :dim] = probFea
+        self.left[num_query:, :dim] = galFea
+        self.left[:, dim] = torch.linalg.vecdot(self.left[:, :dim], self.left[:, :dim])
+        self.left[:, dim + 1] = 1
+        self.right = torch.empty_like(self.left)
+        torch.mul(self.left[:, :dim], -2, out=self.right[:, :dim])
+        self.right[:, dim] = 1
+        self.right[:, dim + 1] = self.left[:, dim]
+
+    def block(self, rows, cols):
+        return self.left[rows] @ self.right[cols].t()
+
+    def pairs(self, rows, cols):
+        return (self.left[rows] * self.right[cols]).sum(1)
 
 
 class _Nearest:
-    """Running list of the `size` smallest (value, index) per row."""
+    """Running list of the `size` smallest (value, index) per row.
+
+    A row's first block is ranked with topk; after that only entries below
+    the row's largest kept value can enter, so later blocks are filtered by
+    one comparison and only the few survivors are merged.
+    """
 
     def __init__(self, num_rows, size, device):
         self.values = torch.full((num_rows, size), float("inf"), device=device)
         self.index = torch.full((num_rows, size), -1, dtype=torch.int64, device=device)
+        self.bound = torch.full((num_rows,), float("inf"), device=device)
         self.size = size
 
-    def update(self, rows, values, first_col):
-        if values.shape[1] > self.size:
-            values, index = torch.topk(values, self.size, dim=1, largest=False, sorted=False)
-            index += first_col
-        else:
-            index = torch.arange(first_col, first_col + values.shape[1], device=values.device).expand_as(values)
+    def offer_rows(self, first_row, dist, first_col):
+        """Offer each row of dist (rows first_row.., columns first_col..) to its row."""
+        rows = slice(first_row, first_row + dist.shape[0])
+        if not bool(torch.isfinite(self.bound[rows]).all()):
+            if dist.shape[1] > self.size:
+                values, index = torch.topk(dist, self.size, dim=1, largest=False, sorted=False)
+                index += first_col
+            else:
+                values = dist
+                index = torch.arange(first_col, first_col + dist.shape[1], device=dist.device).expand_as(dist)
+            self._merge(torch.arange(rows.start, rows.stop, device=dist.device), values, index)
+            return
+        row, col = (dist < self.bound[rows, None]).nonzero(as_tuple=True)
+        self._offer(row + first_row, col + first_col, dist[row, col])
+
+    def offer_columns(self, first_row, dist, first_col):
+        """Offer each column of dist to the row of that column's index."""
+        bound = self.bound[first_col:first_col + dist.shape[1]]
+        if not bool(torch.isfinite(bound).all()):
+            self.offer_rows(first_col, dist.t().contiguous(), first_row)
+            return
+        row, col = (dist < bound[None, :]).nonzero(as_tuple=True)
+        by_col = torch.argsort(col, stable=True)
+        row, col = row[by_col], col[by_col]
+        self._offer(col + first_col, row + first_row, dist[row, col])
+
+    def _offer(self, rows, index, values):
+        """Merge candidates given as (receiving row ascending, candidate index, value)."""
+        if len(rows) == 0:
+            return
+        hit_rows, owner, counts = torch.unique_consecutive(rows, return_inverse=True, return_counts=True)
+        slot = torch.arange(len(rows), device=rows.device) - (counts.cumsum(0) - counts)[owner]
+        new_values = torch.full((len(hit_rows), int(counts.max())), float("inf"), device=rows.device)
+        new_index = torch.full(new_values.shape, -1, dtype=torch.int64, device=rows.device)
+        new_values[owner, slot] = values
+        new_index[owner, slot] = index
+        self._merge(hit_rows, new_values, new_index)
+
+    def _merge(self, rows, values, index):
         merged_values = torch.cat([self.values[rows], values], dim=1)
         merged_index = torch.cat([self.index[rows], index], dim=1)
         best_values, best = torch.topk(merged_values, self.size, dim=1, largest=False, sorted=False)
         self.values[rows] = best_values
         self.index[rows] = torch.gather(merged_index, 1, best)
+        self.bound[rows] = best_values.amax(1)
 
 
-def _neighbours_and_distances(feats, squares, num_query, keep):
-    """Nearest `keep` per image in the normalised distance, its maximum, and the query x gallery distances.
+def _neighbours_and_distances(distances, num_query, keep):
+    """Nearest neighbours per image in the normalised distance, the maxima, and the query x gallery distances.
 
-    Each pair of blocks is computed once and serves the rows of both blocks.
+    Returns (index, normalised distance) of the keep + _MARGIN nearest, in
+    order (the first `keep` exact), each image's maximum distance, and the
+    raw query x gallery distances. Each pair of blocks is computed once and
+    serves the rows of both blocks.
     """
-    num_all, device = feats.shape[0], feats.device
+    num_all, device = distances.num_all, distances.left.device
     nearest = _Nearest(num_all, keep + _MARGIN, device)
     maximum = torch.full((num_all,), float("-inf"), device=device)
     query_gallery = torch.empty(num_query, num_all - num_query, device=device)
     starts = range(0, num_all, _BLOCK)
-    for a in starts:
-        rows = slice(a, min(a + _BLOCK, num_all))
-        for b in starts[a // _BLOCK:]:
-            cols = slice(b, min(b + _BLOCK, num_all))
-            dist = _distance_block(feats, squares, rows, cols)
-            nearest.update(rows, dist, b)
-            maximum[rows] = torch.maximum(maximum[rows], dist.amax(1))
-            if b != a:
-                dist_t = dist.t().contiguous()
-                nearest.update(cols, dist_t, a)
-                maximum[cols] = torch.maximum(maximum[cols], dist_t.amax(1))
-                del dist_t
-            if a < num_query and cols.stop > num_query:
-                q_stop, g_start = min(rows.stop, num_query), max(b, num_query)
-                query_gallery[a:q_stop, g_start - num_query:cols.stop - num_query] = \
-                    dist[:q_stop - a, g_start - b:]
+    # diagonal blocks first: every row is first ranked on a block it owns, then filtered
+    pairs = [(a, a) for a in starts] + [(a, b) for a in starts for b in starts if b > a]
+    for a, b in pairs:
+        rows, cols = slice(a, min(a + _BLOCK, num_all)), slice(b, min(b + _BLOCK, num_all))
+        dist = distances.block(rows, cols)
+        nearest.offer_rows(a, dist, b)
+        maximum[rows] = torch.maximum(maximum[rows], dist.amax(1))
+        if b != a:
+            nearest.offer_columns(a, dist, b)
+            maximum[cols] = torch.maximum(maximum[cols], dist.amax(0))
+        if a < num_query and cols.stop > num_query:
+            q_stop, g_start = min(rows.stop, num_query), max(b, num_query)
+            query_gallery[a:q_stop, g_start - num_query:cols.stop - num_query] = dist[:q_stop - a, g_start - b:]
     if not bool((maximum > 0).all()):
         raise ValueError("re-ranking needs distinct features: some image is at distance 0 from all others")
 
@@ -156,9 +215,11 @@ def _neighbours_and_distances(feats, squares, num_query, keep):
     order = torch.argsort(normalised, dim=1, stable=True)
     normalised, index = torch.gather(normalised, 1, order), torch.gather(index, 1, order)
     for row in torch.nonzero(normalised[:, keep - 1] == normalised[:, -1], as_tuple=True)[0].tolist():
-        full = _distance_block(feats, squares, slice(row, row + 1), slice(0, num_all))[0] / maximum[row]
-        index[row, :keep] = torch.argsort(full, stable=True)[:keep]
-    return index[:, :keep].contiguous(), maximum, query_gallery
+        full = distances.block(slice(row, row + 1), slice(0, num_all))[0] / maximum[row]
+        values, order = torch.sort(full, stable=True)
+        width = min(index.shape[1], num_all)
+        index[row, :width], normalised[row, :width] = order[:width], values[:width]
+    return index, normalised, maximum, query_gallery
 
 
 def _reciprocal(neighbours, k):
@@ -178,13 +239,15 @@ def _expanded_sets(sets, rows):
     """Sorted k-reciprocal expansion sets of the given rows, padded with num_all: (B x width, valid mask)."""
     num_all = sets.forward.shape[0]
     forward, forward_mask = sets.forward[rows], sets.forward_mask[rows]
+    own = forward.masked_fill(~forward_mask, num_all).sort(dim=1).values
     members = sets.half[forward]                       # B x (k1+1) x (half+1)
     members_mask = sets.half_mask[forward]
-    in_set = (members[..., None] == forward[:, None, None, :]) & forward_mask[:, None, None, :]
-    overlap = (in_set.any(-1) & members_mask).sum(-1)
+    flat = members.flatten(1)
+    at = torch.searchsorted(own, flat).clamp_(max=own.shape[1] - 1)
+    in_own = (torch.gather(own, 1, at) == flat).view_as(members)
+    overlap = (in_own & members_mask).sum(-1)
     qualifies = forward_mask & (overlap.double() > sets.two_thirds[members_mask.sum(-1)])
-    ids = torch.cat([forward.masked_fill(~forward_mask, num_all),
-                     members.masked_fill(~(members_mask & qualifies[..., None]), num_all).flatten(1)], dim=1)
+    ids = torch.cat([own, members.masked_fill(~(members_mask & qualifies[..., None]), num_all).flatten(1)], dim=1)
     ids = ids.sort(dim=1).values
     unique = ids != num_all
     unique[:, 1:] &= ids[:, 1:] != ids[:, :-1]
@@ -220,27 +283,36 @@ def _csr_expand(pointer, row_ids):
     return pointer[row_ids][owner] + offsets, owner
 
 
-def _weights(feats, squares, maximum, sets, half):
-    """V: row i holds exp(-d(i, j) / max_i) over its expansion set, normalised to sum 1 (CSR)."""
-    num_all = feats.shape[0]
-    width = sets.forward.shape[1] * (half + 2)
-    step = max(1, _WORK_BYTES // (width * (feats.shape[1] * 4 + 64)))
+def _weights(distances, maximum, sets, near_index, near_value):
+    """V: row i holds exp(-d(i, j) / max_i) over its expansion set, normalised to sum 1 (CSR).
+
+    Most members of a set are among the image's nearest, whose normalised
+    distances the neighbour pass kept; the others are computed pair by pair.
+    """
+    num_all, near = distances.num_all, near_index.shape[1]
+    width = sets.forward.shape[1] * (sets.half.shape[1] + 1)
+    step = max(1, _WORK_BYTES // (width * (near + 48)))
+    pair_step = max(1, _WORK_BYTES // (distances.left.shape[1] * 4 * 3))
     chunks = []
     for a in range(0, num_all, step):
-        rows = torch.arange(a, min(a + step, num_all), device=feats.device)
+        rows = torch.arange(a, min(a + step, num_all), device=maximum.device)
         ids, valid = _expanded_sets(sets, rows)
-        width_used = int(valid.sum(1).max())
-        # valid entries first, in increasing id order
-        order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)[:, :width_used]
-        ids, valid = torch.gather(ids, 1, order), torch.gather(valid, 1, order)
-        ids = ids.masked_fill(~valid, 0)
-        dots = torch.bmm(feats[ids], feats[rows, :, None])[..., 0]
-        dist = (squares[rows, None] + squares[ids] - 2 * dots) / maximum[rows, None]
-        weight = torch.exp(-dist).masked_fill_(~valid, 0)
-        weight /= weight.sum(1, keepdim=True)
         row_of, slot = valid.nonzero(as_tuple=True)
-        chunks.append((rows[row_of], ids[row_of, slot], weight[row_of, slot]))
-    return _csr(chunks, num_all, feats.device)
+        pair_rows, pair_ids = rows[row_of], ids[row_of, slot]
+        del ids, valid, slot
+        hit = near_index[pair_rows] == pair_ids[:, None]
+        found = hit.any(1)
+        dist = torch.gather(near_value[pair_rows], 1, hit.to(torch.uint8).argmax(1, keepdim=True))[:, 0]
+        del hit
+        missing = torch.nonzero(~found, as_tuple=True)[0]
+        for b in range(0, len(missing), pair_step):
+            some = missing[b:b + pair_step]
+            i, j = pair_rows[some], pair_ids[some]
+            dist[some] = distances.pairs(i, j) / maximum[i]
+        weight = torch.exp(-dist)
+        total = torch.zeros(len(rows), device=weight.device).index_add_(0, row_of, weight)
+        chunks.append((pair_rows, pair_ids, weight / total[row_of]))
+    return _csr(chunks, num_all, maximum.device)
 
 
 def _query_expansion(v, neighbours, k2):
@@ -322,14 +394,15 @@ def re_ranking(probFea, galFea, k1=20, k2=6, lambda_value=0.3, max_memory_gb=Non
     device = probFea.device
     _check_fits(num_query, num_gallery, probFea.shape[1], k1, k2, max_memory_gb, device)
     started = time.perf_counter()
-    feats = torch.cat([probFea, galFea.to(device)]).to(torch.float32)
-    squares = (feats * feats).sum(1)
-    neighbours, maximum, out = _neighbours_and_distances(feats, squares, num_query, keep)
-    sets = _NeighbourSets(neighbours, k1, half)
-    v = _weights(feats, squares, maximum, sets, half)
-    del sets
-    v_qe = _query_expansion(v, neighbours, k2)
-    del v, neighbours
+    distances = _Distances(probFea, galFea.to(device))
+    if not bool(torch.isfinite(distances.right[:, -1]).all()):
+        raise ValueError("features contain NaN, infinite or too large values; they cannot be re-ranked")
+    near_index, near_value, maximum, out = _neighbours_and_distances(distances, num_query, keep)
+    sets = _NeighbourSets(near_index[:, :keep], k1, half)
+    v = _weights(distances, maximum, sets, near_index, near_value)
+    del sets, distances
+    v_qe = _query_expansion(v, near_index[:, :keep], k2)
+    del v, near_index, near_value
     _jaccard_into(out, v_qe, num_query, lambda_value, maximum)
     logger.info("re-ranking done in %.1f s", time.perf_counter() - started)
     return out.cpu().numpy()
