@@ -62,8 +62,11 @@ def folder_records(folder, pattern, pattern_key):
 
 
 def split_records(cfg, split, dataset=""):
-    """Records of one split with original labels; ``dataset`` defaults to DATASETS.TARGET
-    for query/gallery and to the first of DATASETS.SOURCES for train."""
+    """Records of one split of ``dataset``, with original labels, junk dropped.
+
+    ``dataset`` defaults to DATASETS.TARGET for query and gallery, and to the
+    first of DATASETS.SOURCES for train.
+    """
     if not dataset:
         dataset = cfg.DATASETS.SOURCES[0] if split == "train" else cfg.DATASETS.TARGET
     return load_split(cfg, dataset, split)

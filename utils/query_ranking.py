@@ -77,7 +77,10 @@ def rank_queries(qf, gf, q_pids, g_pids, q_camids, g_camids, top_k=10, distance=
     """QueryRanking of every query; features are torch tensors (CPU), labels numpy arrays.
 
     Memory: one block of queries x the whole gallery, about ``memory_mb``
-    (at least 128 query rows), never the full query x gallery matrix.
+    (at least 128 query rows), never the full query x gallery matrix; and,
+    while a block's distances are computed, the L2-normalised copy of the
+    gallery features that compute_distance_matrix makes (the price of
+    distances equal to the evaluator's).
     """
     q_pids, g_pids = torch.as_tensor(np.asarray(q_pids)), torch.as_tensor(np.asarray(g_pids))
     q_camids, g_camids = torch.as_tensor(np.asarray(q_camids)), torch.as_tensor(np.asarray(g_camids))
