@@ -162,12 +162,13 @@ def test_decoder_depends_on_both_codes():
     torch.manual_seed(0)
     net = ImageDisentangler(_cfg(), NUM_DOMAINS)
     x = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
-    c, s = net.encode_id(x), net.encode_domain(x)
+    # Two unrelated domain codes: an untrained E_dom maps both noise images to nearly one code.
+    c, s = net.encode_id(x), torch.randn(2, 8)
     base = net.decode(c[:1], s[:1])
     other_id = net.decode(c[1:], s[:1])
     other_domain = net.decode(c[:1], s[1:])
-    assert (base - other_id).abs().mean() > 1e-3
-    assert (base - other_domain).abs().mean() > 1e-4
+    assert (base - other_id).abs().mean() > 0.05
+    assert (base - other_domain).abs().mean() > 0.005
     # ... and only on them: the same codes give the same image.
     torch.testing.assert_close(net.decode(c[:1], s[:1]), base)
 
@@ -399,7 +400,7 @@ def test_t_has_its_own_optimiser_and_steps_only_for_l_mi(w_mi):
 
 
 def test_t_step_raises_the_bound_on_the_kept_codes():
-    ext = _extension(LR=1e-3)
+    ext = _extension(LR=3e-3)
     torch.manual_seed(0)
     pooled = torch.randn(B, 16)
     s = pooled[:, :8] + 0.1 * torch.randn(B, 8)
@@ -412,7 +413,7 @@ def test_t_step_raises_the_bound_on_the_kept_codes():
         ext.step(_scaler())
     with torch.no_grad():
         after = mine_lower_bound(statistics_net, pooled, s, shuffle).item()
-    assert after > before + 0.05
+    assert after > before + 0.2
 
 
 def test_state_dict_round_trip():
