@@ -1,4 +1,5 @@
-"""Running the tools as a user does: in a subprocess, from a config file."""
+"""Running the tools as a user does (a subprocess, a config file), and training in-process with its exact losses."""
+import logging
 import os
 import subprocess
 import sys
@@ -46,3 +47,31 @@ def assert_user_error(result, *fragments):
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
     return lines[0]
+
+
+class _Lines(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def train_and_read_losses(cfg):
+    """do_train(cfg) in this process; the exact per-iteration losses it logs at DEBUG, in order.
+
+    A handler on "jifd.train" itself, so that it works whatever logging setup ran before.
+    """
+    from engine.trainer import do_train
+
+    logger = logging.getLogger("jifd.train")
+    handler, level = _Lines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        metrics = do_train(cfg)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return [line for line in handler.lines if line.startswith("iteration ")], metrics
