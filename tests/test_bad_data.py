@@ -1,59 +1,19 @@
-"""What a user sees when the data, the config or a checkpoint is bad: one line, no traceback.
+"""What a user sees when the data, the config, a checkpoint or the loss is bad: one line, no traceback.
 
-The cases run as the tools run (subprocesses), two at a time, on tiny
-hand-made trees: VeRi-style training images of 4 identities x 4 images on
-2 cameras, Opri-style query (ids 1-3, camera 1) and gallery (ids 1 and 2,
-camera 2; id 3 has no match).
+The cases run as the tools run (subprocesses), two at a time, on the tiny
+hand-made trees of tiny_datasets.py.
 """
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from conftest import small_run_cfg
 from modeling import build_model
+from tiny_datasets import BAD_NAME, NOT_AN_IMAGE, TRUNCATED, make_tree
 from tool_runs import assert_user_error, run_tool, write_config
-
-TRUNCATED = "0001_c001_00000000_2.jpg"
-NOT_AN_IMAGE = "0002_c002_00000000_3.jpg"
-BAD_NAME = "IMG_0042.jpg"
-
-
-def _jpeg(path, seed):
-    pixels = np.random.default_rng(seed).integers(0, 256, (48, 40, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path, quality=90)
-
-
-def make_tree(root, faults=()):
-    """The tiny datasets under ``root``; ``faults`` from {"truncated", "not_an_image", "bad_name"}."""
-    train = os.path.join(root, "veri", "image_train")
-    query = os.path.join(root, "opri", "image_query")
-    gallery = os.path.join(root, "opri", "image_test")
-    for folder in (train, query, gallery):
-        os.makedirs(folder)
-    for pid in range(1, 5):
-        for index in range(4):
-            _jpeg(os.path.join(train, f"{pid:04d}_c{1 + index % 2:03d}_00000000_{index}.jpg"), pid * 10 + index)
-    for pid in range(1, 4):
-        _jpeg(os.path.join(query, f"{pid:04d}_c001_00000000_0.jpg"), 100 + pid)
-    for pid in range(1, 3):
-        for index in range(2):
-            _jpeg(os.path.join(gallery, f"{pid:04d}_c002_00000000_{index}.jpg"), 200 + pid * 10 + index)
-    if "truncated" in faults:
-        path = os.path.join(train, TRUNCATED)
-        with open(path, "rb") as handle:
-            data = handle.read()
-        with open(path, "wb") as handle:
-            handle.write(data[:len(data) // 2])
-    if "not_an_image" in faults:
-        with open(os.path.join(train, NOT_AN_IMAGE), "w") as handle:
-            handle.write("<html>404 Not Found</html>\n")
-    if "bad_name" in faults:
-        _jpeg(os.path.join(train, BAD_NAME), 7)
-    return root
 
 
 def tiny_config(tmp, name, root, *overrides):
@@ -86,6 +46,10 @@ def _cases(tmp):
     return {
         "faults_skipped": train("faults_skipped", make_tree(os.path.join(tmp, "all_faults"),
                                                             ("truncated", "not_an_image", "bad_name"))),
+        # Epoch 1 at lr 1e-3, epoch 2 at 1e30: its first update makes the weights huge, its second loss NaN.
+        "nan_loss": train("nan_loss", good, "SOLVER.MAX_EPOCHS", 2, "SOLVER.ITERS_PER_EPOCH", 2,
+                          "SOLVER.WARMUP_ITERS", 1, "SOLVER.BASE_LR", 1e30, "SOLVER.WARMUP_FACTOR", 1e-33,
+                          "SOLVER.CHECKPOINT_PERIOD", 1),
         "missing_folder": train("missing_folder", os.path.join(tmp, "nowhere")),
         "empty_folder": train("empty_folder", empty),
         "bad_name_strict": train("bad_name", make_tree(os.path.join(tmp, "bad_name"), ("bad_name",)), *strict),
@@ -182,3 +146,14 @@ def test_checkpoint_cut_short(results):
     tmp, futures = results
     assert_user_error(futures["cut_short_weights"].result(), os.path.join(tmp, "cut_short.pth"),
                       "not a readable PyTorch weights file", "truncated")
+
+
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(results):
+    tmp, futures = results
+    out = os.path.join(tmp, "nan_loss")
+    line = assert_user_error(futures["nan_loss"].result(), "at epoch 2, iteration 2/2 (global iteration 4)",
+                             f"Last good checkpoint: {os.path.join(out, 'checkpoint_1.pt')}", "SOLVER.BASE_LR")
+    assert re.search(r"loss term '(id|triplet|center)' is (nan|inf|-inf) at", line), line
+    assert torch.load(os.path.join(out, "checkpoint_1.pt"), weights_only=True)["trainer"]["iteration"] == 2
+    assert not os.path.exists(os.path.join(out, "checkpoint_2.pt"))
+    assert not os.path.exists(os.path.join(out, "model_final.pth"))
