@@ -17,6 +17,7 @@ import sys, pathlib; sys.path.insert(0, str(pathlib.Path(__file__).resolve().par
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -97,7 +98,7 @@ def worker(method, size, features):
     kwargs = {"query_limit": CLASSIC_LOOP_QUERIES} if method == "classic" and size == "opri" else {}
     result, seconds, extra_mb = measure(METHODS[method], *data, **kwargs)
     record = {"method": method, "size": size, "features": features, "seconds": round(seconds, 2),
-              "extra_mb": round(extra_mb)}
+              "extra_mb": round(extra_mb), "load": round(os.getloadavg()[0], 1)}
     if "looped" in result:
         skipped = len(data[2]) - result["looped"]
         record["seconds"] = round(seconds + skipped * result["loop_seconds_per_query"], 1)
@@ -110,12 +111,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["veri", "opri"], choices=sorted(SIZES))
     parser.add_argument("--features", nargs="+", default=["clustered", "random"], choices=["clustered", "random"])
+    parser.add_argument("--threads", type=int, default=0, help="torch threads in every measurement (0: default)")
     parser.add_argument("--worker", nargs=3, metavar=("METHOD", "SIZE", "FEATURES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.worker:
         worker(*args.worker)
         return
-    print(f"torch threads {torch.get_num_threads()}, memory available {available_gb():.1f} GB", flush=True)
+    print(f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}, "
+          f"memory available {available_gb():.1f} GB", flush=True)
     rows = []
     for size in args.sizes:
         num_query, num_gallery = SIZES[size][:2]
@@ -131,11 +136,12 @@ def main():
                 if size == "veri":
                     methods.append("eval_func")
             for method in methods:
-                rows.append(run_worker(__file__, method, size, features))
+                rows.append(run_worker(__file__, method, size, features, "--threads", str(args.threads)))
                 print(json.dumps(rows[-1]), flush=True)
     print()
     print_table(rows, [("size", "size"), ("features", "features"), ("method", "method"), ("time s", "seconds"),
-                       ("peak extra MB", "extra_mb"), ("mAP", "mAP"), ("rank-1", "rank1"), ("mINP", "mINP")])
+                       ("peak extra MB", "extra_mb"), ("mAP", "mAP"), ("rank-1", "rank1"), ("mINP", "mINP"),
+                       ("load avg", "load")])
     print()
     for size in args.sizes:
         for features in args.features:
