@@ -69,7 +69,12 @@ def _generate_demo_if_asked(cfg):
         # Imported only for demo runs. It returns at once when ROOT_DIR already
         # holds the datasets (generated with DEMO_SEED, or the user's own).
         from .demo_data import ensure_demo_data
-        ensure_demo_data(cfg)
+        rank, world_size = _rank_and_world_size()
+        # Under torchrun one process writes the tree while the others wait.
+        if rank == 0:
+            ensure_demo_data(cfg)
+        if world_size > 1:
+            torch.distributed.barrier()
 
 
 def make_data_loaders(cfg):

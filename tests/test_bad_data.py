@@ -12,7 +12,7 @@ import torch
 
 from conftest import small_run_cfg
 from modeling import build_model
-from tiny_datasets import BAD_NAME, NOT_AN_IMAGE, TRUNCATED, make_tree
+from tiny_datasets import BAD_NAME, NOT_AN_IMAGE, TRUNCATED, TRUNCATED_GALLERY, make_tree
 from tool_runs import assert_user_error, run_tool, write_config
 
 
@@ -44,8 +44,8 @@ def _cases(tmp):
         return "train.py", ["--config_file", tiny_config(tmp, name, root, *overrides)]
 
     return {
-        "faults_skipped": train("faults_skipped", make_tree(os.path.join(tmp, "all_faults"),
-                                                            ("truncated", "not_an_image", "bad_name"))),
+        "faults_skipped": train("faults_skipped", make_tree(os.path.join(tmp, "all_faults"), (
+            "truncated", "not_an_image", "bad_name", "truncated_gallery"))),
         # Epoch 1 at lr 1e-3, epoch 2 at 1e30: its first update makes the weights huge, its second loss NaN.
         "nan_loss": train("nan_loss", good, "SOLVER.MAX_EPOCHS", 2, "SOLVER.ITERS_PER_EPOCH", 2,
                           "SOLVER.WARMUP_ITERS", 1, "SOLVER.BASE_LR", 1e30, "SOLVER.WARMUP_FACTOR", 1e-33,
@@ -111,6 +111,7 @@ def test_non_image_jpg_is_an_error_when_strict(results):
 
 
 def test_bad_files_are_skipped_named_and_counted_and_unmatched_queries_reported(results):
+    # training: another image of the same identity; test: a blank image, both warned and counted
     tmp, futures = results
     code, out, err = futures["faults_skipped"].result()
     assert code == 0, err[-3000:]
@@ -120,6 +121,10 @@ def test_bad_files_are_skipped_named_and_counted_and_unmatched_queries_reported(
     assert f"unreadable image {os.path.join(train, TRUNCATED)}: image file is truncated" in out
     assert f"unreadable image {os.path.join(train, NOT_AN_IMAGE)}: cannot identify image file" in out
     assert "(2 unreadable training file(s) so far" in out
+    gallery = os.path.join(tmp, "all_faults", "opri", "image_test")
+    assert f"unreadable image {os.path.join(gallery, TRUNCATED_GALLERY)}: image file is truncated" in out
+    assert "using a blank image in its place" in out
+    assert "1 unreadable test image(s) were replaced by blank images" in out
     assert "1 of 3 queries have no gallery image of their identity on another camera" in out
     assert "(query ids 3)" in out
     assert os.path.isfile(os.path.join(tmp, "faults_skipped", "metrics.json"))

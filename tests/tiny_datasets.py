@@ -12,6 +12,7 @@ from PIL import Image
 TRUNCATED = "0001_c001_00000000_2.jpg"
 NOT_AN_IMAGE = "0002_c002_00000000_3.jpg"
 BAD_NAME = "IMG_0042.jpg"
+TRUNCATED_GALLERY = "0001_c002_00000000_1.jpg"
 
 
 def add_jpeg(path, seed):
@@ -20,8 +21,16 @@ def add_jpeg(path, seed):
     Image.fromarray(pixels).save(path, quality=90)
 
 
+def _cut_in_half(path):
+    with open(path, "rb") as handle:
+        data = handle.read()
+    with open(path, "wb") as handle:
+        handle.write(data[:len(data) // 2])
+
+
 def make_tree(root, faults=()):
-    """The tiny datasets under ``root``; ``faults`` from {"truncated", "not_an_image", "bad_name"}."""
+    """The tiny datasets under ``root``; ``faults`` from
+    {"truncated", "not_an_image", "bad_name"} (training) and {"truncated_gallery"}."""
     train = os.path.join(root, "veri", "image_train")
     query = os.path.join(root, "opri", "image_query")
     gallery = os.path.join(root, "opri", "image_test")
@@ -36,11 +45,9 @@ def make_tree(root, faults=()):
         for index in range(2):
             add_jpeg(os.path.join(gallery, f"{pid:04d}_c002_00000000_{index}.jpg"), 200 + pid * 10 + index)
     if "truncated" in faults:
-        path = os.path.join(train, TRUNCATED)
-        with open(path, "rb") as handle:
-            data = handle.read()
-        with open(path, "wb") as handle:
-            handle.write(data[:len(data) // 2])
+        _cut_in_half(os.path.join(train, TRUNCATED))
+    if "truncated_gallery" in faults:
+        _cut_in_half(os.path.join(gallery, TRUNCATED_GALLERY))
     if "not_an_image" in faults:
         with open(os.path.join(train, NOT_AN_IMAGE), "w") as handle:
             handle.write("<html>404 Not Found</html>\n")
