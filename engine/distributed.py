@@ -93,8 +93,9 @@ class GradientAverager:
     def __init__(self, parameters):
         self.world_size = idist.get_world_size()
         self.group = dist.new_group()
-        self.handles = [param.register_post_accumulate_grad_hook(self._average)
-                        for param in parameters if param.requires_grad]
+        for param in parameters:
+            if param.requires_grad:
+                param.register_post_accumulate_grad_hook(self._average)
 
     def _average(self, param):
         dist.all_reduce(param.grad, group=self.group)
