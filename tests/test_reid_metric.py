@@ -92,6 +92,7 @@ def random_case(seed, num_query=600, num_gallery=500, dim=8, clustered=False):
     gf[dst] = gf[src].clone()
     same = np.flatnonzero(g_pids == g_pids[0])
     gf[same] = gf[same[0]].clone()
+    gf[np.flatnonzero(g_pids != g_pids[0])[:3]] = gf[same[0]].clone()  # ties across identities too
     qf[:20] = gf[rng.integers(0, num_gallery, 20)]
     return qf, gf, q_pids, g_pids, q_camids, g_camids
 

@@ -236,15 +236,17 @@ def _ordered_key(values):
 class _Matches:
     """The true matches of a block of queries, flat, ordered by (row, distance, gallery index).
 
-    Besides each match's distance, what the rest of its row needs no search
-    for: its 1-based rank among its row's matches, the junk entries strictly
-    closer, and the matches at the same distance with a smaller index.
+    Besides each match's distance and gallery index, what its own identity's
+    entries tell without a search: its 1-based rank among its row's matches,
+    the junk entries strictly closer, the matches at the same distance with a
+    smaller index, and how many same-identity entries share its distance
+    (all of them, and those with a smaller index).
     """
 
     def __init__(self, dist, same_index, present, is_match):
         num_rows = dist.shape[0]
         same_dist = torch.gather(dist, 1, same_index).masked_fill_(~present, float("inf"))
-        # same_index increases along a row, so a stable sort orders by (distance, index)
+        # same_index increases along a row, so a stable sort orders by (distance, index); padding sorts last
         sorted_dist, perm = torch.sort(same_dist, dim=1, stable=True)
         match = torch.gather(is_match, 1, perm)
         junk = torch.gather(present & ~is_match, 1, perm)
@@ -254,62 +256,74 @@ class _Matches:
         group_start = torch.where(new_value, slots, 0).cummax(1).values
         junk_before = junk.long().cumsum(1) - junk.long()
         match_before = match.long().cumsum(1) - match.long()
+        group_key = torch.arange(num_rows, device=dist.device)[:, None] * slots.shape[1] + group_start
+        group_size = torch.bincount(group_key[slots < present.sum(1, keepdim=True)], minlength=group_key.numel())
 
         self.rows, where = match.nonzero(as_tuple=True)
-        self.dist = sorted_dist[self.rows, where]
-        self.rank = match_before[self.rows, where] + 1
-        self.junk_closer = torch.gather(junk_before, 1, group_start)[self.rows, where]
-        self.tied_before = (match_before - torch.gather(match_before, 1, group_start))[self.rows, where]
+        at = (self.rows, where)
+        self.dist = sorted_dist[at]
+        self.gallery_index = torch.gather(same_index, 1, perm)[at]
+        self.rank = match_before[at] + 1
+        self.junk_closer = torch.gather(junk_before, 1, group_start)[at]
+        self.tied_before = (match_before - torch.gather(match_before, 1, group_start))[at]
+        self.same_equal = group_size[group_key[at]]
+        self.same_equal_before = (slots - group_start)[at]
         self.count = match.sum(1)
         self.hardest = torch.full((num_rows,), float("-inf"), device=dist.device)
         self.hardest.scatter_reduce_(0, self.rows, self.dist, reduce="amax")
-        self.key = (self.rows << 32) | _ordered_key(self.dist)
-        self.same_rows, self.same_dist = present.nonzero(as_tuple=True)[0], same_dist[present]
-
-    def tied_per_row(self, rows, values, key=None):
-        """How many of the given (row, distance) entries equal a true-match distance of their row."""
-        key = (rows << 32) | _ordered_key(values) if key is None else key
-        at = torch.searchsorted(self.key, key, right=True)
-        tied = (at > 0) & (self.key[(at - 1).clamp_(min=0)] == key)
-        return torch.bincount(rows[tied], minlength=len(self.count)), at
 
 
 def _closer_counts_sparse(dist, matches):
-    """For each match, the entries of its row strictly closer; and per row the entries tied with a match.
+    """For each match: the entries of its row strictly closer, and those at the same distance.
 
     Only the candidates (entries not farther than the row's hardest match)
     are searched, against the sorted 64-bit (row, distance) keys of the matches.
     """
     num_rows = dist.shape[0]
+    match_key = (matches.rows << 32) | _ordered_key(matches.dist)
     rows, cols = (dist <= matches.hardest[:, None]).nonzero(as_tuple=True)
     key = (rows << 32) | _ordered_key(dist[rows, cols])
     del cols
-    tied, at = matches.tied_per_row(rows, None, key)
-    del key
+    at = torch.searchsorted(match_key, key, right=True)
+    tied = (at > 0) & (match_key[(at - 1).clamp(min=0)] == key)
+    # a tied entry lands on the last match of its key; every match of that key shares the count
+    equal = torch.bincount(at[tied] - 1, minlength=len(match_key))
+    equal = equal[torch.searchsorted(match_key, match_key, right=True) - 1]
+    del key, tied
     per_row = torch.bincount(rows, minlength=num_rows)
     before_row = per_row.cumsum(0) - per_row
-    at_or_below = torch.bincount(at, minlength=len(matches.key) + 1).cumsum(0)[:len(matches.key)]
-    return at_or_below - before_row[matches.rows], tied
+    at_or_below = torch.bincount(at, minlength=len(match_key) + 1).cumsum(0)[:len(match_key)]
+    return at_or_below - before_row[matches.rows], equal
 
 
 def _closer_counts_dense(dist, matches):
-    """As _closer_counts_sparse, by searching every entry among its row's sorted match distances."""
-    num_rows, num_gallery = dist.shape
-    width = int(matches.count.max())
-    # column 0 is -inf so that the threshold just below an entry can be gathered without clamping
-    bounds = torch.full((num_rows, width + 1), float("inf"), device=dist.device)
-    bounds[:, 0] = float("-inf")
-    bounds[matches.rows, matches.rank] = matches.dist
-    at = torch.searchsorted(bounds[:, 1:].contiguous(), dist, right=True)
-    tied_mask = torch.gather(bounds, 1, at) == dist
-    tied = torch.bincount(tied_mask.nonzero(as_tuple=True)[0], minlength=num_rows)
-    del tied_mask
-    at += torch.arange(num_rows, device=dist.device)[:, None] * (width + 1)
-    below = torch.bincount(at.view(-1), minlength=num_rows * (width + 1)).view(num_rows, width + 1)
-    return below.cumsum(1)[matches.rows, matches.rank - 1], tied
+    """As _closer_counts_sparse, by sorting each row's distances and locating the match distances in them."""
+    if dist.device.type == "cpu":
+        ordered = torch.from_numpy(np.sort(dist.numpy(), axis=1))  # numpy's vectorised sort: several times torch's
+    else:
+        ordered = torch.sort(dist, dim=1).values
+    bounds = torch.full((dist.shape[0], int(matches.count.max())), float("inf"), device=dist.device)
+    slot = (matches.rows, matches.rank - 1)
+    bounds[slot] = matches.dist
+    closer = torch.searchsorted(ordered, bounds)
+    equal = torch.searchsorted(ordered, bounds, right=True) - closer
+    return closer[slot], equal[slot]
 
 
-# Above this fraction of candidates the dense search is cheaper than gathering candidates.
+def _equal_before(dist, rows, values, index):
+    """For each (row, value, gallery index): the entries of that row at that value with a smaller index."""
+    num_gallery = dist.shape[1]
+    columns = torch.arange(num_gallery, device=dist.device)
+    out = torch.empty(len(rows), dtype=torch.int64, device=dist.device)
+    step = max(1, (1 << 22) // num_gallery)
+    for a in range(0, len(rows), step):
+        b = a + step
+        hit = (dist[rows[a:b]] == values[a:b, None]) & (columns < index[a:b, None])
+        out[a:b] = hit.sum(1)
+    return out
+
+
+# Above this fraction of candidates sorting whole rows is cheaper than gathering candidates.
 _DENSE_FRACTION = 0.2
 
 
@@ -318,9 +332,11 @@ def _block_stats(dist, identities, start, stop):
 
     dist holds the B x G distances of those queries. The position of a match
     among the kept entries, in the order (distance, gallery index), is
-    (entries strictly closer) - (junk strictly closer) + (matches tied and
-    before it). Rows where a match ties with an entry of another identity are
-    ranked exactly by a stable argsort instead.
+    (entries strictly closer) - (junk strictly closer) + (kept entries at the
+    same distance with a smaller index). The last term is known from the
+    identity's own entries unless an entry of another identity sits at exactly
+    the match's distance (common in float32 at large galleries); those
+    matches count their tied predecessors in the row.
     """
     same_index, present, is_match = identities.block(start, stop)
     if not bool(is_match.any()):
@@ -328,10 +344,14 @@ def _block_stats(dist, identities, start, stop):
     matches = _Matches(dist, same_index, present, is_match)
     sample = dist[:, ::16] <= matches.hardest[:, None]
     if sample.float().mean().item() > _DENSE_FRACTION:
-        closer, tied = _closer_counts_dense(dist, matches)
+        closer, equal = _closer_counts_dense(dist, matches)
     else:
-        closer, tied = _closer_counts_sparse(dist, matches)
+        closer, equal = _closer_counts_sparse(dist, matches)
     position = closer - matches.junk_closer + matches.tied_before
+    other = torch.nonzero(equal > matches.same_equal, as_tuple=True)[0]
+    if len(other):
+        position[other] += _equal_before(dist, matches.rows[other], matches.dist[other],
+                                         matches.gallery_index[other]) - matches.same_equal_before[other]
 
     num_rows = stop - start
     precision = matches.rank.double() / (position + 1).double()
@@ -342,19 +362,8 @@ def _block_stats(dist, identities, start, stop):
     last.scatter_reduce_(0, matches.rows, position, reduce="amax", include_self=False)
     counted = matches.count > 0
     num_match = matches.count.double()
-    ap = (ap_sum / num_match)[counted].cpu().numpy()
-    inp = (num_match / (last + 1).double())[counted].cpu().numpy()
-    first = first[counted].cpu().numpy()
-
-    same_tied, _ = matches.tied_per_row(matches.same_rows, matches.same_dist)
-    other_ties = torch.nonzero(tied > same_tied, as_tuple=True)[0]
-    if len(other_ties):
-        rows = other_ties.cpu().numpy()
-        at = np.searchsorted(np.flatnonzero(counted.cpu().numpy()), rows)
-        exact = _sorted_rows_stats(dist[other_ties].cpu().numpy(), identities.q_pids[start + rows],
-                                   identities.q_camids[start + rows], identities.g_pids, identities.g_camids)
-        ap[at], inp[at], first[at] = exact[1:]
-    return ap, inp, first
+    return ((ap_sum / num_match)[counted].cpu().numpy(), (num_match / (last + 1).double())[counted].cpu().numpy(),
+            first[counted].cpu().numpy())
 
 
 def _block_rows(num_gallery, memory_mb):
