@@ -13,10 +13,13 @@ Two implementations with identical numbers:
 - `eval_func` / `eval_func_with_minp`: the classic interface, a dense numpy
   distance matrix in, ranked by a stable argsort (vectorised over queries).
 - `evaluate_features`: features in; query blocks whose memory is bounded by
-  `memory_mb`, the full query x gallery matrix is never built. For one query
-  only the gallery entries not farther than its hardest true match can change
-  its AP, CMC or mINP; only those "candidates" are sorted, by the exact key
-  (distance, gallery index).
+  `memory_mb`, the full query x gallery matrix is never built, and nothing
+  is argsorted. What the metrics need is each true match's position in its
+  query's ranked list, i.e. how many kept entries come before it in the
+  order (distance, gallery index). That is counted: against the entries not
+  farther than the query's hardest match (a 64-bit key search) when those
+  are few, else in the row's sorted distances; ties with entries of another
+  identity, common in float32 at large galleries, are resolved by index.
 """
 import logging
 
@@ -40,10 +43,10 @@ DISTANCES = ("euclidean", "cosine")
 _GEMM_ROWS = 256
 
 # Peak bytes per query x gallery element of a block: the distance (4) plus
-# the larger of the dense search (insertion index 8, gathered bound 4, tie
-# mask 1) and the candidate search, budgeted for half of the entries being
-# candidates although it runs below _DENSE_FRACTION (per candidate: row and
-# column 16, then row, key, insertion index and two temporaries, 8 each).
+# the larger of the sorted copy of the rows (4) and the candidate search,
+# budgeted for half of the entries being candidates although it runs below
+# _DENSE_FRACTION (per candidate: row and column 16, then row, key,
+# insertion index and two temporaries, 8 each).
 _BYTES_PER_ELEMENT = 32
 
 
@@ -412,6 +415,8 @@ def evaluate_distance_matrix(distmat, q_pids, g_pids, q_camids, g_camids, max_ra
     distmat = torch.as_tensor(distmat)
     if distmat.dim() != 2:
         raise ValueError(f"distmat must be query x gallery, got shape {tuple(distmat.shape)}")
+    if not bool(torch.isfinite(distmat).all()):
+        raise ValueError("the distance matrix contains NaN or infinite values; it cannot be ranked")
 
     def fill_rows(start, stop, out):
         return out.copy_(distmat[start:stop])
