@@ -20,6 +20,12 @@ constants) plus the q x g output (returned dense, float32: 1.95 GB at
 memory). Neighbour ties are broken by index (a stable order). Memory and
 time are estimated first; a run that would not fit is refused before it
 starts.
+
+Exactness: equal to the dense algorithm in float32 up to rounding (2.4e-7
+at VeRi size), except where two neighbour distances differ by about one ulp:
+there the neighbour order depends on how the products were summed, in the
+dense code as much as here (VeRi-size benchmark: 2 of 13,257 neighbour lists,
+moving 8 of 1,678 query rows by up to 0.07).
 """
 import logging
 import os
