@@ -5,9 +5,13 @@ import signal
 import subprocess
 import time
 
+import pytest
 import torch
 
-from tool_runs import assert_user_error, finish, run_tool, start_tool, write_config
+from config import load_cfg
+from engine.trainer import do_train
+from tool_runs import finish, run_tool, start_tool, write_config
+from utils.errors import UserError
 
 EPOCHS, ITERATIONS = 3, 3
 
@@ -77,7 +81,9 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(run_cfg, tmp_
     # the cut checkpoint_2.pt was replaced by a complete one
     assert torch.load(os.path.join(out, "checkpoint_2.pt"), weights_only=True)["trainer"]["iteration"] == 2 * ITERATIONS
 
-    finished = start_tool("train.py", "--config_file", reference_config, "--resume", reference_out)
-    fresh_into_old = start_tool("train.py", "--config_file", reference_config)
-    assert_user_error(finish(finished), "nothing left to train", "SOLVER.MAX_EPOCHS")
-    assert_user_error(finish(fresh_into_old), "already holds checkpoint_3.pt", f"--resume {reference_out}")
+    reference_cfg = load_cfg(reference_config)
+    with pytest.raises(UserError, match="nothing left to train; raise SOLVER.MAX_EPOCHS"):
+        do_train(reference_cfg, resume=reference_out)
+    with pytest.raises(UserError, match=f"already holds checkpoint_3.pt of an earlier run: continue that run "
+                                        f"with --resume {reference_out}"):
+        do_train(reference_cfg)
