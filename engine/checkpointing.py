@@ -73,7 +73,8 @@ def _candidates(path):
                        path, ", ".join(leftovers))
     found = [file for _, file in reversed(list_checkpoints(path))]
     if not found:
-        raise UserError(f"--resume {path}: the folder holds no {CHECKPOINT_PREFIX}_<epoch>.pt to resume from")
+        raise UserError(f"--resume {path}: the folder holds no {CHECKPOINT_PREFIX}_<epoch>.pt to resume from "
+                        "(the run stopped before its first save); start it again without --resume")
     return found
 
 
