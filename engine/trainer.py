@@ -165,8 +165,7 @@ def do_train(cfg, resume=""):
         trainer.run(epoch_data, max_epochs=max_epochs, epoch_length=epoch_length)
     except NonFiniteLossError as err:
         kept = checkpointer.last_checkpoint
-        raise NonFiniteLossError(f"{err} Last good checkpoint: {kept or 'none (the first save had not come)'}"
-                                 ) from None
+        raise NonFiniteLossError(f"{err} Last good checkpoint: {kept or 'none, none was saved yet'}") from None
 
     if not main_process:
         return last_metrics
