@@ -42,18 +42,18 @@ from utils.errors import UserError
 logger = logging.getLogger("jifd.data")
 
 # Bump when the pictures change, so that ensure_demo_data regenerates old trees.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MARKER_NAME = ".jifd_demo_seed"
 DATASET_NAMES = ("veri", "vehiclex", "opri")
 
 DEFAULT_COUNTS = {
-    "veri_train_ids": 60,
+    "veri_train_ids": 150,
     "veri_test_ids": 30,
-    "veri_images_per_id": 16,
+    "veri_images_per_id": 8,
     "veri_cameras": 10,
     "veri_query_cameras": 2,
-    "vehiclex_ids": 60,
-    "vehiclex_images_per_id": 16,
+    "vehiclex_ids": 100,
+    "vehiclex_images_per_id": 10,
     "vehiclex_cameras": 12,
     "opri_train_ids": 12,
     "opri_train_images_per_id": 5,
@@ -85,6 +85,9 @@ BODY_COLOURS = (
     ("brown", (112, 72, 42), 0.04),
     ("sky", (112, 170, 220), 0.03),
     ("purple", (108, 48, 128), 0.02),
+    ("teal", (24, 140, 138), 0.01),
+    ("pink", (222, 112, 160), 0.01),
+    ("lime", (150, 200, 44), 0.01),
 )
 _COLOUR_RGB = np.array([c[1] for c in BODY_COLOURS], dtype=np.float64)
 _COLOUR_WEIGHTS = np.array([c[2] for c in BODY_COLOURS]) / sum(c[2] for c in BODY_COLOURS)
@@ -95,17 +98,32 @@ LIGHT = (245, 240, 210)
 TAIL_LIGHT = (200, 30, 30)
 AMBER = (240, 160, 30)
 
-# Per dataset: image long side (px), vehicle kinds and their weights, look.
+# Per dataset: image long side (px); vehicle kinds and their weights; the
+# spread of the cameras (elevation in degrees, distance in vehicle sizes,
+# colour cast, brightness); how far a shot strays from its camera's set-up
+# (view jitter in degrees, scene jitter as a share of the image); the look.
+# Opri's booths sit under a lit canopy and their cameras are mounted alike,
+# so they vary less than street cameras, while trucks stop anywhere in a lane.
+_MIXED = (("car", 0.25), ("van", 0.18), ("bus", 0.12), ("truck", 0.45))
 STYLES = {
-    "veri": {"long_side": (104, 128), "kinds": (("car", 0.25), ("van", 0.18), ("bus", 0.12), ("truck", 0.45)),
-             "flat": False, "noise": (3.0, 8.0), "blur": (0.3, 0.9), "texture": 0.14, "quality": (80, 92),
-             "background": "street"},
-    "vehiclex": {"long_side": (96, 112), "kinds": (("car", 0.25), ("van", 0.18), ("bus", 0.12), ("truck", 0.45)),
-                 "flat": True, "noise": (0.0, 0.0), "blur": (0.0, 0.0), "texture": 0.0, "quality": (95, 95),
-                 "background": "plain"},
-    "opri": {"long_side": (208, 256), "kinds": (("truck", 1.0),),
-             "flat": False, "noise": (2.0, 5.0), "blur": (0.3, 0.8), "texture": 0.08, "quality": (88, 94),
-             "background": "toll"},
+    "veri": {
+        "long_side": (104, 128), "kinds": _MIXED,
+        "elevation": (5, 35), "distance": (2.5, 6.0), "cast": 0.08, "brightness": (0.7, 1.2),
+        "view_jitter": 6.0, "scene_jitter": 0.2,
+        "flat": False, "noise": (3.0, 8.0), "blur": (0.3, 0.9), "texture": 0.14, "quality": (80, 92),
+        "background": "street"},
+    "vehiclex": {
+        "long_side": (96, 112), "kinds": _MIXED,
+        "elevation": (5, 35), "distance": (2.5, 6.0), "cast": 0.05, "brightness": (0.85, 1.15),
+        "view_jitter": 6.0, "scene_jitter": 0.1,
+        "flat": True, "noise": (0.0, 0.0), "blur": (0.0, 0.0), "texture": 0.0, "quality": (95, 95),
+        "background": "plain"},
+    "opri": {
+        "long_side": (208, 256), "kinds": (("truck", 1.0),),
+        "elevation": (15, 30), "distance": (3.5, 6.0), "cast": 0.04, "brightness": (0.85, 1.1),
+        "view_jitter": 12.0, "scene_jitter": 0.3,
+        "flat": False, "noise": (2.0, 5.0), "blur": (0.3, 0.8), "texture": 0.08, "quality": (88, 94),
+        "background": "toll"},
 }
 _SUPERSAMPLE = 2
 
@@ -155,6 +173,16 @@ def _pick_colour(rng, exclude=(), evenness=1.0):
     weights = _COLOUR_WEIGHTS ** evenness
     weights[list(exclude)] = 0.0
     return int(rng.choice(len(weights), p=weights / weights.sum()))
+
+
+# Fleet liveries: well-separated colours, used evenly.
+_LIVERY_COLOURS = tuple(k for k, colour in enumerate(BODY_COLOURS) if colour[0] in (
+    "white", "silver", "black", "red", "blue", "green", "yellow", "orange", "purple", "teal", "pink"))
+
+
+def _pick_livery(rng, exclude=()):
+    choices = [k for k in _LIVERY_COLOURS if k not in exclude]
+    return choices[int(rng.integers(len(choices)))]
 
 
 def _rgb(index):
@@ -383,22 +411,57 @@ def _bus(rng):
     return parts
 
 
+def _livery(rng, x0, x1, z0, z1, accent):
+    """A fleet livery on a side rectangle: one large pattern in ``accent``.
+
+    Returns (side marks, band) where band is the (t0, t1) height band that
+    the pattern paints on the end faces, or None.
+    """
+    length, height = x1 - x0, z1 - z0
+    kind = rng.choice(["lower", "upper", "front", "rear", "diagonal", "stripe", "stripes", "logo", "plain"],
+                      p=[0.14, 0.12, 0.1, 0.1, 0.12, 0.14, 0.1, 0.1, 0.08])
+    if kind == "lower":
+        share = rng.uniform(0.3, 0.5)
+        return [(_rect(x0, x1, z0, z0 + share * height), accent)], (0.0, share)
+    if kind == "upper":
+        share = rng.uniform(0.25, 0.4)
+        return [(_rect(x0, x1, z1 - share * height, z1), accent)], (1.0 - share, 1.0)
+    if kind in ("front", "rear"):
+        share = rng.uniform(0.3, 0.5)
+        xa, xb = (x1 - share * length, x1) if kind == "front" else (x0, x0 + share * length)
+        return [(_rect(xa, xb, z0, z1), accent)], (0.0, 1.0) if kind == "rear" else None
+    if kind == "diagonal":
+        xa = x0 + length * rng.uniform(0.1, 0.4)
+        width = length * rng.uniform(0.15, 0.25)
+        lean = length * 0.25
+        return [([(xa, z0), (xa + width, z0), (xa + width + lean, z1), (xa + lean, z1)], accent)], (0.35, 0.65)
+    if kind == "stripe":
+        centre, half = rng.uniform(0.3, 0.7), rng.uniform(0.1, 0.15)
+        return [(_rect(x0, x1, z0 + (centre - half) * height, z0 + (centre + half) * height), accent)], \
+            (centre - half, centre + half)
+    if kind == "stripes":
+        marks = [(_rect(x0, x1, z0 + a * height, z0 + (a + 0.12) * height), accent) for a in (0.25, 0.6)]
+        return marks, (0.25, 0.37)
+    if kind == "logo":
+        size = min(height * rng.uniform(0.32, 0.42), length * 0.3)
+        return [(_logo(rng, x0 + length * rng.uniform(0.3, 0.7), z0 + height / 2, size), accent)], (0.4, 0.6)
+    return [], None
+
+
 def _truck(rng):
-    # Trucks are painted more evenly than cars (fleet liveries, fewer whites),
-    # and half of the fleets paint cab and cargo alike.
-    cab_index = _pick_colour(rng, evenness=0.6)
-    cab_colour = _rgb(cab_index)
-    cargo = rng.choice(["box", "container", "flatbed", "tipper"], p=[0.4, 0.25, 0.15, 0.2])
-    cargo_index = cab_index if rng.random() < 0.5 else _pick_colour(rng, evenness=0.4)
-    cargo_colour = _rgb(cargo_index)
+    # Trucks wear fleet liveries (cargo and accent colours); half of the
+    # fleets paint cab and cargo alike.
+    cargo_index = _pick_livery(rng)
+    cab_index = cargo_index if rng.random() < 0.5 else _pick_colour(rng, evenness=0.5)
+    accent_index = _pick_livery(rng, exclude=[cargo_index])
+    cab_colour, cargo_colour, accent = _rgb(cab_index), _rgb(cargo_index), _rgb(accent_index)
+    cargo = rng.choice(["box", "container", "flatbed", "tipper"], p=[0.45, 0.25, 0.12, 0.18])
     width = 2.5
     cargo_length = rng.uniform(4.5, 11.0)
     cab_length = rng.uniform(1.8, 2.3)
     cab_height = rng.uniform(2.7, 3.2)
     deck = rng.uniform(1.05, 1.3)
-    conventional = rng.random() < 0.35
-    gap = 0.3
-    cab_x0 = cargo_length + gap
+    cab_x0 = cargo_length + 0.3
     cab_x1 = cab_x0 + cab_length
     parts = [_box(0.1, cab_x1 - 0.2, 0.55, deck, 0.35, width - 0.35, CHASSIS)]
     cab = Part([(cab_x0, 0.5), (cab_x1, 0.5), (cab_x1, cab_height - 0.2), (cab_x1 - 0.2, cab_height),
@@ -407,16 +470,16 @@ def _truck(rng):
     cab.side_marks = [([(cab_x1 - 1.1, cab_height * 0.6), (cab_x1 - 0.15, cab_height * 0.6),
                         (cab_x1 - 0.25, cab_height - 0.25), (cab_x1 - 1.1, cab_height - 0.25)], GLASS)]
     if rng.random() < 0.5:
-        cab.side_marks += _side_markings(rng, cab_x0 + 0.1, cab_x1 - 0.1, 0.7, cab_height * 0.55,
-                                         cab_index)[:1]
+        cab.side_marks.insert(0, (_rect(cab_x0, cab_x1, 0.9, 1.5), accent))
+        cab.edge_marks[1].insert(0, (_rect(0.0, 1.0, 0.15, 0.3), accent))
     parts.append(cab)
-    if conventional:
+    if rng.random() < 0.35:
         hood = _box(cab_x1, cab_x1 + 1.5, 0.5, 1.7, 0.25, width - 0.25, cab_colour)
         hood.edge_marks = {_FRONT: _front_face(plate=False)}
         parts.append(hood)
     roof_item = rng.choice(["none", "deflector", "lightbar", "horns"], p=[0.35, 0.35, 0.15, 0.15])
     if roof_item == "deflector":
-        colour = cab_colour if rng.random() < 0.6 else cargo_colour
+        colour = cab_colour if rng.random() < 0.6 else accent
         parts.append(Part([(cab_x0 + 0.1, cab_height), (cab_x1 - 0.3, cab_height),
                            (cab_x0 + 0.5, cab_height + 0.6), (cab_x0 + 0.1, cab_height + 0.6)],
                           0.2, width - 0.2, colour))
@@ -425,41 +488,35 @@ def _truck(rng):
     elif roof_item == "horns":
         parts.append(_box(cab_x0 + 0.4, cab_x1 - 0.6, cab_height, cab_height + 0.2, 0.9, width - 0.9,
                           (205, 205, 210)))
-    if cargo in ("box", "container"):
-        top = rng.uniform(3.4, 4.0)
-        load = _box(0.0, cargo_length, deck, top, 0.0, width, cargo_colour)
-        load.side_marks = _side_markings(rng, 0.25, cargo_length - 0.25, deck + 0.15, top - 0.15, cargo_index)
-        if cargo == "container":
-            ribs = max(6, int(cargo_length * 2.2))
-            rib = tuple(int(v * 0.72) for v in cargo_colour)
-            load.side_marks = [(_rect(cargo_length * k / ribs, cargo_length * k / ribs + 0.08, deck, top), rib)
-                               for k in range(1, ribs)] + load.side_marks[:1]
-        # The livery's colour also shows on the rear doors and above the cab.
-        livery = load.side_marks[-1][1] if load.side_marks else CHASSIS
-        load.edge_marks = {_REAR: [(_rect(0.1, 0.9, 0.5, 0.75), livery), (_rect(0.49, 0.51, 0.05, 0.95), CHASSIS),
-                                   (_rect(0.02, 0.98, 0.0, 0.04), TAIL_LIGHT)],
-                           _FRONT: [(_rect(0.0, 1.0, 0.7, 0.9), livery)]}
-        parts.append(load)
-    elif cargo == "tipper":
-        top = deck + rng.uniform(1.0, 1.6)
-        load = _box(0.0, cargo_length, deck, top, 0.0, width, cargo_colour)
-        load.edge_colours = {_TOP: tuple(int(v * 0.35) for v in cargo_colour)}
-        load.side_marks = _side_markings(rng, 0.2, cargo_length - 0.2, deck + 0.1, top - 0.1, cargo_index)[:1]
-        load.side_marks += [(_rect(cargo_length * k / 5, cargo_length * k / 5 + 0.12, deck, top),
-                             tuple(int(v * 0.7) for v in cargo_colour)) for k in range(1, 5)]
-        parts.append(load)
-    else:
+    if cargo == "flatbed":
         parts.append(_box(0.0, cargo_length, deck, deck + 0.25, 0.0, width, cargo_colour))
         blocks = int(rng.integers(1, 4))
         step = cargo_length / blocks
-        block_index = _pick_colour(rng)
         for k in range(blocks):
-            height = rng.uniform(0.8, 1.8)
+            height = rng.uniform(1.0, 2.0)
             block = _box(k * step + 0.15, (k + 1) * step - 0.15, deck + 0.25, deck + 0.25 + height,
-                         0.15, width - 0.15, _rgb(block_index))
+                         0.15, width - 0.15, accent)
             block.side_marks = [(_rect(k * step + 0.15, (k + 1) * step - 0.15, deck + 0.25 + height * 0.45,
                                        deck + 0.25 + height * 0.55), CHASSIS)]
             parts.append(block)
+    else:
+        top = deck + rng.uniform(1.0, 1.6) if cargo == "tipper" else rng.uniform(3.4, 4.0)
+        load = _box(0.0, cargo_length, deck, top, 0.0, width, cargo_colour)
+        marks, band = _livery(rng, 0.0, cargo_length, deck, top, accent)
+        if cargo != "box":
+            # Container ribs and tipper panels, in a darker shade of the body.
+            ribs = max(5, int(cargo_length * (2.2 if cargo == "container" else 0.6)))
+            shade = tuple(int(v * 0.72) for v in cargo_colour)
+            marks = [(_rect(cargo_length * k / ribs, cargo_length * k / ribs + 0.1, deck, top), shade)
+                     for k in range(1, ribs)] + marks
+        load.side_marks = marks
+        ends = [] if band is None else [(_rect(0.0, 1.0, band[0], band[1]), accent)]
+        load.edge_marks = {_REAR: ends + [(_rect(0.49, 0.51, 0.05, 0.95), CHASSIS),
+                                          (_rect(0.02, 0.98, 0.0, 0.04), TAIL_LIGHT)],
+                           _FRONT: list(ends)}
+        if cargo == "tipper":
+            load.edge_colours = {_TOP: tuple(int(v * 0.35) for v in cargo_colour)}
+        parts.append(load)
     radius = rng.uniform(0.48, 0.55)
     rear_axles = [cargo_length * f for f in ((0.15, 0.3) if cargo_length > 7 else (0.2,))]
     parts += _wheels(rear_axles + [cab_x0 + cab_length * 0.55], radius, width, _rim_colour(rng))
@@ -494,15 +551,15 @@ class Camera:
     background: tuple  # (polygon in [0, 1]^2 image coordinates, rgb) in drawing order
 
 
-def _muted(rng, low, high):
+def _muted(rng, low, high, tint=14.0):
     grey = rng.uniform(low, high)
-    return tuple(int(np.clip(grey + rng.normal(0, 14), 0, 255)) for _ in range(3))
+    return tuple(int(np.clip(grey + rng.normal(0, tint), 0, 255)) for _ in range(3))
 
 
 def _street(rng):
     horizon = rng.uniform(0.2, 0.55)
     sky = (int(rng.uniform(120, 190)), int(rng.uniform(140, 200)), int(rng.uniform(170, 230)))
-    items = [(_rect(0, 1, 0, horizon), sky)]
+    items = [(_rect(-1, 2, -1, horizon), sky)]
     x = rng.uniform(-0.2, 0.0)
     while x < 1.0:
         width = rng.uniform(0.15, 0.4)
@@ -513,39 +570,41 @@ def _street(rng):
         else:
             items.append((_rect(x, x + width, top, horizon), _muted(rng, 90, 200)))
         x += width + rng.uniform(0.0, 0.1)
-    items.append((_rect(0, 1, horizon, 1), _muted(rng, 70, 120)))
+    items.append((_rect(-1, 2, horizon, 2), _muted(rng, 70, 120)))
     line = (235, 235, 230) if rng.random() < 0.7 else (230, 200, 60)
     for _ in range(int(rng.integers(1, 4))):
         x0 = rng.uniform(-0.3, 1.0)
         lean = rng.uniform(-0.6, 0.6)
-        items.append(([(x0, horizon), (x0 + 0.02, horizon), (x0 + 0.05 + lean, 1.0), (x0 + lean, 1.0)], line))
+        items.append(([(x0, horizon), (x0 + 0.02, horizon), (x0 + 0.1 + 2 * lean, 2.0), (x0 + 2 * lean, 2.0)], line))
     return tuple(items)
 
 
 def _plain(rng):
     colour = _muted(rng, 90, 235)
     if rng.random() < 0.5:
-        return ((_rect(0, 1, 0, 1), colour),)
+        return ((_rect(-1, 2, -1, 2), colour),)
     horizon = rng.uniform(0.3, 0.6)
-    return ((_rect(0, 1, 0, horizon), colour), (_rect(0, 1, horizon, 1), _muted(rng, 80, 200)))
+    return ((_rect(-1, 2, -1, horizon), colour), (_rect(-1, 2, horizon, 2), _muted(rng, 80, 200)))
 
 
 def _toll_booth(rng):
+    # One operator's stations: the same materials and booth colours
+    # everywhere, laid out differently at each camera.
     horizon = rng.uniform(0.35, 0.6)
-    items = [(_rect(0, 1, 0, horizon), _muted(rng, 100, 200)),
-             (_rect(0, 1, horizon, 1), _muted(rng, 140, 195))]
+    items = [(_rect(-1, 2, -1, horizon), _muted(rng, 150, 180, tint=4.0)),
+             (_rect(-1, 2, horizon, 2), _muted(rng, 160, 180, tint=3.0))]
     canopy = rng.uniform(0.08, 0.2)
-    items.append((_rect(0, 1, 0, canopy), _muted(rng, 40, 110)))
+    items.append((_rect(-1, 2, -1, canopy), _muted(rng, 55, 75, tint=3.0)))
     for k in range(int(rng.integers(2, 5))):
         x = rng.uniform(0.05, 0.85)
         items.append((_rect(x, x + 0.1, canopy * 0.4, canopy * 0.7), (250, 250, 235)))
     left = rng.random() < 0.5
     x0 = rng.uniform(0.0, 0.1) if left else rng.uniform(0.7, 0.82)
-    booth = ((236, 236, 230), (230, 200, 50), (40, 90, 170), (170, 40, 40))[int(rng.integers(4))]
+    booth = ((236, 236, 230), (230, 200, 50))[int(rng.integers(2))]
     bottom = horizon + rng.uniform(0.1, 0.25)
     items.append((_rect(x0, x0 + 0.2, canopy + 0.05, bottom), booth))
     items.append((_rect(x0 + 0.03, x0 + 0.17, canopy + 0.12, canopy + 0.3), GLASS))
-    items.append((_rect(x0 - 0.01, x0 + 0.21, canopy + 0.02, canopy + 0.07), _muted(rng, 30, 80)))
+    items.append((_rect(x0 - 0.01, x0 + 0.21, canopy + 0.02, canopy + 0.07), (60, 60, 64)))
     bar_y = horizon + rng.uniform(-0.1, 0.05)
     bar_x0, bar_x1 = (x0 + 0.2, x0 + 0.75) if left else (x0 - 0.55, x0)
     segments = 7
@@ -559,14 +618,15 @@ def _toll_booth(rng):
         y = canopy + (bottom - canopy) * k / 6
         items.append((_rect(pillar, pillar + 0.04, y, y + (bottom - canopy) / 6), colour))
     lane = rng.uniform(0.1, 0.9)
-    items.append(([(lane, horizon), (lane + 0.015, horizon), (lane + 0.06, 1.0), (lane + 0.02, 1.0)],
+    items.append(([(lane, horizon), (lane + 0.015, horizon), (lane + 0.1, 2.0), (lane + 0.04, 2.0)],
                   (230, 200, 60)))
     return tuple(items)
 
 
 _BACKGROUNDS = {"street": _street, "plain": _plain, "toll": _toll_booth}
-# Opri's toll-booth cameras look along the lane: front, rear or three-quarter views.
-_TOLL_AZIMUTHS = (-90.0, 90.0, -45.0, -135.0, 45.0, 135.0, -60.0, 60.0, -120.0, 120.0)
+# Opri's toll-booth cameras are mounted alike: three-quarter views of either
+# side, from the front or the rear.
+_TOLL_AZIMUTHS = (-45.0, -135.0, 45.0, 135.0)
 
 
 @lru_cache(maxsize=1024)
@@ -575,20 +635,19 @@ def make_camera(seed, dataset, cam):
     style = STYLES[dataset]
     rng = np.random.default_rng([seed, _DOMAIN_CODES[dataset], _CAMERA, cam])
     if dataset == "opri":
-        azimuth = _TOLL_AZIMUTHS[int(rng.integers(len(_TOLL_AZIMUTHS)))] + rng.normal(0, 10)
-        elevation = rng.uniform(12, 35)
+        azimuth = _TOLL_AZIMUTHS[int(rng.integers(len(_TOLL_AZIMUTHS)))] + rng.normal(0, 8)
     else:
         azimuth = rng.uniform(-180, 180)
-        elevation = rng.uniform(5, 35)
+    elevation = rng.uniform(*style["elevation"])
     light = np.array([rng.normal(), rng.normal(), abs(rng.normal()) + 0.6])
-    spread = 0.05 if style["flat"] else 0.08
+    spread = style["cast"]
     cast = np.clip(1.0 + rng.normal(0, spread, 3), 1 - 2 * spread, 1 + 2 * spread)
-    brightness = rng.uniform(0.85, 1.15) if style["flat"] else rng.uniform(0.7, 1.2)
+    brightness = rng.uniform(*style["brightness"])
     low, high = style["long_side"]
     q_low, q_high = style["quality"]
     return Camera(
-        azimuth=float(azimuth), elevation=float(elevation), distance=float(rng.uniform(2.5, 6.0)),
-        fill=float(rng.uniform(0.78, 0.94)), long_side=int(rng.integers(low, high + 1)),
+        azimuth=float(azimuth), elevation=float(elevation), distance=float(rng.uniform(*style["distance"])),
+        fill=float(rng.uniform(0.84, 0.96)), long_side=int(rng.integers(low, high + 1)),
         light=tuple(light / np.linalg.norm(light)), gains=tuple(cast / cast.mean() * brightness),
         quality=int(rng.integers(q_low, q_high + 1)), background=_BACKGROUNDS[style["background"]](rng))
 
@@ -675,8 +734,8 @@ def render_image(seed, dataset, pid, cam, index):
     rng = np.random.default_rng([seed, _DOMAIN_CODES[dataset], _IMAGE, pid, cam, index])
     low, high = mesh.vertices.min(axis=0), mesh.vertices.max(axis=0)
     centre = (low + high) / 2
-    azimuth = camera.azimuth + rng.normal(0, 6)
-    elevation = camera.elevation + rng.normal(0, 2)
+    azimuth = camera.azimuth + rng.normal(0, style["view_jitter"])
+    elevation = camera.elevation + rng.normal(0, style["view_jitter"] / 3)
     distance = camera.distance * float(np.linalg.norm(high - low))
     shadow = np.array([[low[0] - 0.2, low[1] - 0.2, 0.0], [high[0] + 0.2, low[1] - 0.2, 0.0],
                        [high[0] + 0.2, high[1] + 0.2, 0.0], [low[0] - 0.2, high[1] + 0.2, 0.0]])
@@ -689,7 +748,7 @@ def render_image(seed, dataset, pid, cam, index):
     extent = body.max(axis=0) - body.min(axis=0)
     aspect = extent[0] / extent[1]
     long_side = camera.long_side
-    short = int(np.clip(long_side / max(aspect, 1 / aspect) * rng.uniform(1.0, 1.15), 0.55 * long_side, long_side))
+    short = int(np.clip(long_side / max(aspect, 1 / aspect) * rng.uniform(1.0, 1.15), 0.45 * long_side, long_side))
     width, height = (long_side, short) if aspect >= 1 else (short, long_side)
     fill = camera.fill * rng.uniform(0.95, 1.03)
     scale = _SUPERSAMPLE * fill * min(width / extent[0], height / extent[1])
@@ -699,9 +758,14 @@ def render_image(seed, dataset, pid, cam, index):
 
     canvas = Image.new("RGB", (width * _SUPERSAMPLE, height * _SUPERSAMPLE))
     draw = ImageDraw.Draw(canvas)
+    # Vehicles stop at different places: the crop moves over the camera's scene.
     pixels = np.array(canvas.size, dtype=np.float64)
+    move = style["scene_jitter"]
+    zoom = rng.uniform(1 - move / 2, 1 + move / 2)
+    shift = rng.uniform(-move, move, 2)
     for polygon, colour in camera.background:
-        draw.polygon((np.asarray(polygon) * pixels).ravel().tolist(), fill=colour)
+        window = (np.asarray(polygon) - 0.5) * zoom + 0.5 + shift
+        draw.polygon((window * pixels).ravel().tolist(), fill=colour)
     draw.polygon(screen[len(mesh.vertices):].ravel().tolist(), fill=(28, 28, 30))
 
     # Painter's order: parts by their nearest point, far first; faces within a part by mean depth.

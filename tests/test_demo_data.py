@@ -183,7 +183,7 @@ def test_make_demo_data_tool(tmp_path, monkeypatch, capsys):
     assert _run_tool(monkeypatch, "--root", str(tmp_path / "demo"), "--seed", "5", "--scale", "0.02",
                      "--workers", "1") == 0
     out = capsys.readouterr().out
-    assert "veri: train 2 ids / 32 images" in out and "vehiclex: train 2 ids / 32 images" in out
+    assert "veri: train 3 ids / 24 images" in out and "vehiclex: train 2 ids / 20 images" in out
     assert read_marker(str(tmp_path / "demo"))["seed"] == 5
     assert _run_tool(monkeypatch, "--root", str(tmp_path / "bad"), "--scale", "0") == 2
     assert capsys.readouterr().err.strip() == "error: --scale must be positive, got 0.0"
