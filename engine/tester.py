@@ -7,6 +7,7 @@ from modeling.weight_loading import load_reid_weights
 from utils.errors import UserError
 from utils.metrics_report import format_metrics_table, plot_cmc, write_metrics_json
 from utils.evaluation_cost import estimate_evaluation_cost
+from utils.re_ranking import check_re_ranking_fits
 
 from data import make_test_data
 
@@ -25,7 +26,7 @@ def build_test_model(cfg):
     cfg.MODEL.PRETRAIN_CHOICE = "none"
     # The classifier is not used at test time; load_reid_weights skips one of another size.
     model = build_model(cfg, num_classes=1)
-    load_reid_weights(model, cfg.TEST.WEIGHT, logger=logger, config_key="TEST.WEIGHT")
+    load_reid_weights(model, cfg.TEST.WEIGHT, logger=logger, config_key="TEST.WEIGHT", for_test=True)
     return model
 
 
@@ -37,6 +38,9 @@ def do_test(cfg):
     data = make_test_data(cfg)
     num_gallery = len(data.gallery_records)
     logger.info(estimate_evaluation_cost(data.num_query, num_gallery, model.in_planes, cfg.TEST.EVAL_MEMORY_MB))
+    if cfg.TEST.RE_RANKING == "yes":
+        check_re_ranking_fits(data.num_query, num_gallery, model.in_planes, cfg.TEST.RE_RANKING_K1,
+                              cfg.TEST.RE_RANKING_K2)
     metrics = evaluate(cfg, model, data, precision)
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     write_metrics_json(cfg.OUTPUT_DIR, metrics, cfg.DATASETS.TARGET, cfg.TEST.WEIGHT)

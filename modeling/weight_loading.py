@@ -25,6 +25,13 @@ def _describe(path, config_key):
 def read_weights_file(path, config_key=None):
     """``torch.load`` without code execution; unreadable files become a UserError naming the file."""
     name = _describe(path, config_key)
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    # torch.save writes a zip archive (or, before torch 1.6, a pickle stream):
+    # anything else is refused before the unpickler reads it as a pickled object.
+    if not (magic.startswith(b"PK\x03\x04") or magic.startswith(b"\x80")):
+        raise UserError(f"{name} is not a PyTorch weights file (it starts with {magic!r}, not a zip archive "
+                        f"or a pickle stream): give the .pth/.pt file that torch.save wrote")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -57,13 +64,22 @@ def _extract_state_dict(loaded, name):
     return tensors
 
 
-def load_reid_weights(model, path, logger=None, config_key=None):
+def _is_structural(key):
+    """A key whose absence changes the test feature: not the classifier, not a BN step counter."""
+    return not key.startswith("classifier.") and not key.endswith("num_batches_tracked")
+
+
+def load_reid_weights(model, path, logger=None, config_key=None, for_test=False):
     """Copy the weights in ``path`` into ``model``; returns {missing, unexpected, skipped_shape}.
 
     A classifier of another size (another training set) is skipped, since
-    testing does not use it; any other shape mismatch means a checkpoint of
-    another architecture and is refused. ``config_key`` (e.g. "TEST.WEIGHT")
-    names the setting in error messages.
+    testing does not use it; any other shape mismatch, and backbone layers
+    present on one side only (another depth), mean a checkpoint of another
+    architecture and are refused. With ``for_test`` every key that shapes the
+    test feature (neck, feature-level module) must match too, since a module
+    left at its initial values would silently give other features; when
+    fine-tuning, such modules may start fresh. ``config_key`` (e.g.
+    "TEST.WEIGHT") names the setting in error messages.
     """
     logger = logger or logging.getLogger("jifd.model")
     name = _describe(path, config_key)
@@ -99,6 +115,7 @@ def load_reid_weights(model, path, logger=None, config_key=None):
     loadable = {key: value for key, value in state.items() if key in expected and key not in skipped_shape}
     missing = sorted(set(expected) - set(loadable) - set(skipped_shape))
     unexpected = sorted(set(state) - set(expected))
+    _refuse_other_structure(name, missing, unexpected, for_test)
     model.load_state_dict(loadable, strict=False)
     if missing:
         logger.warning("%d keys of the model are not in %s and keep their initial values: %s",
@@ -108,3 +125,24 @@ def load_reid_weights(model, path, logger=None, config_key=None):
                        len(unexpected), path, ", ".join(unexpected))
     logger.info("loaded %d tensors from %s", len(loadable), path)
     return {"missing": missing, "unexpected": unexpected, "skipped_shape": skipped_shape}
+
+
+def _refuse_other_structure(name, missing, unexpected, for_test):
+    checked = _is_structural if for_test else (lambda key: key.startswith("base."))
+    only_model = [key for key in missing if checked(key)]
+    only_file = [key for key in unexpected if checked(key)]
+    if not (only_model or only_file):
+        return
+    if any(key.startswith("feature_disentangler.") for key in only_file):
+        fix = "it was trained with the feature level: set DISENTANGLE.FEATURE.ENABLED True and its sizes"
+    elif any(key.startswith("feature_disentangler.") for key in only_model):
+        fix = "it was trained without the feature level: set DISENTANGLE.FEATURE.ENABLED False"
+    else:
+        fix = ("it was trained with another architecture: set MODEL.NAME, MODEL.NECK and the other MODEL "
+               "keys to the ones it was trained with")
+    parts = []
+    if only_file:
+        parts.append(f"{len(only_file)} of its keys are not in the model (first: {only_file[0]})")
+    if only_model:
+        parts.append(f"{len(only_model)} keys of the model are not in it (first: {only_model[0]})")
+    raise UserError(f"{name} does not fit this model: {'; '.join(parts)}; {fix}.")

@@ -151,3 +151,39 @@ def test_pretrain_choice_self_loads_the_checkpoint(reference, tmp_path):
     assert torch.equal(model.classifier.weight, state_dict["classifier.weight"])
     with torch.no_grad():
         torch.testing.assert_close(model(images), features, atol=1e-5, rtol=0)
+
+
+def _small_model(name, feature_level=False):
+    cfg = get_default_cfg()
+    cfg.MODEL.NAME = name
+    cfg.MODEL.PRETRAIN_CHOICE = "none"
+    cfg.DISENTANGLE.FEATURE.ENABLED = feature_level
+    return build_model(cfg, MODEL_CLASSES)
+
+
+def test_deeper_backbone_of_the_same_width_is_refused(tmp_path):
+    # resnet34 and resnet18 share every shape; only the extra blocks tell them apart.
+    path = tmp_path / "resnet34_bot.pth"
+    torch.save(_small_model("resnet34").state_dict(), path)
+    with pytest.raises(UserError, match=r"TEST.WEIGHT.*of its keys are not in the model \(first: base\.layer1\.2\..*"
+                                        r"MODEL.NAME"):
+        load_reid_weights(_small_model("resnet18"), str(path), config_key="TEST.WEIGHT")
+
+
+def test_feature_level_mismatch_is_refused_at_test_time_but_fine_tuning_may_start_it(tmp_path):
+    with_feature_level, without = tmp_path / "jifd.pth", tmp_path / "bot.pth"
+    torch.save(_small_model("resnet18", feature_level=True).state_dict(), with_feature_level)
+    torch.save(_small_model("resnet18").state_dict(), without)
+    with pytest.raises(UserError, match="FEATURE.ENABLED True"):
+        load_reid_weights(_small_model("resnet18"), str(with_feature_level), for_test=True)
+    with pytest.raises(UserError, match="FEATURE.ENABLED False"):
+        load_reid_weights(_small_model("resnet18", feature_level=True), str(without), for_test=True)
+    report = load_reid_weights(_small_model("resnet18", feature_level=True), str(without))
+    assert report["missing"] and all(key.startswith("feature_disentangler.") for key in report["missing"])
+
+
+def test_a_text_file_is_not_called_a_pickled_object(tmp_path, target_model):
+    path = tmp_path / "model.pth"
+    path.write_text("<html>404 Not Found</html>")
+    with pytest.raises(UserError, match=r"not a PyTorch weights file \(it starts with b'<htm'"):
+        load_reid_weights(target_model, str(path))

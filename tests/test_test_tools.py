@@ -8,6 +8,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+import engine.tester as tester
+import utils.re_ranking as re_ranking_module
 from conftest import small_run_cfg
 from data import make_test_data
 from data.image_loading import read_image
@@ -17,6 +19,7 @@ from engine.runtime import Precision
 from engine.tester import build_test_model
 from modeling import build_model
 from tool_runs import run_tool, write_config
+from utils.errors import UserError
 from utils.metrics_report import plot_cmc
 from utils.query_ranking import rank_queries
 from utils.rank_visualization import (GAP, MATCH_COLOUR, QUERY_COLOUR, TEXT_COLOUR, TILE_BACKGROUND, WRONG_COLOUR,
@@ -36,6 +39,20 @@ def checkpoint_run(demo_root, tmp_path_factory):
     torch.save(build_model(cfg, num_classes=7).state_dict(), weight)
     cfg.TEST.WEIGHT = str(weight)
     return cfg, write_config(cfg, folder / "config.yml")
+
+
+def test_test_refuses_re_ranking_that_cannot_fit_before_embedding(checkpoint_run, monkeypatch):
+    cfg, _ = checkpoint_run
+    cfg = cfg.clone()
+    cfg.TEST.RE_RANKING = "yes"
+
+    def never(*args, **kwargs):
+        raise AssertionError("the images were embedded")
+
+    monkeypatch.setattr(tester, "evaluate", never)
+    monkeypatch.setattr(re_ranking_module, "_physical_memory_bytes", lambda: 2 ** 20)
+    with pytest.raises(UserError, match="TEST.RE_RANKING"):
+        tester.do_test(cfg)
 
 
 def test_extract_features_tool_writes_a_split_and_a_folder_gives_the_same_features(checkpoint_run, tmp_path):

@@ -1,5 +1,6 @@
 """Entry-point wrapper: user mistakes become one line on stderr, not a traceback."""
 import logging
+import os
 import sys
 
 from config import ConfigError
@@ -13,7 +14,9 @@ def run_cli(main):
         code = main()
     except (UserError, ConfigError) as err:
         logging.shutdown()
-        print(f"error: {err}", file=sys.stderr)
+        # Under torchrun every process meets the same mistake; label all but the first.
+        rank = int(os.environ.get("RANK", "0"))
+        print(f"error (rank {rank}): {err}" if rank else f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -88,7 +88,12 @@ def _measure_gflops(dim, device):
     return 3 * 2 * 512 * 1024 * dim / (time.perf_counter() - start) / 1e9
 
 
-def _check_fits(num_query, num_gallery, dim, k1, k2, max_memory_gb, device):
+def check_re_ranking_fits(num_query, num_gallery, dim, k1=20, k2=6, max_memory_gb=None, device="cpu"):
+    """Log re_ranking's estimated peak memory and time; UserError up front when it cannot fit.
+
+    tools/test.py calls it before embedding the images, so an impossible
+    setting is refused before an hour of feature extraction, not after.
+    """
     if max_memory_gb is None:
         max_memory_gb = 0.8 * _physical_memory_bytes() / 2 ** 30
     peak, seconds = estimate_re_ranking(num_query, num_gallery, dim, k1, k2, _measure_gflops(dim, device))
@@ -398,7 +403,7 @@ def re_ranking(probFea, galFea, k1=20, k2=6, lambda_value=0.3, max_memory_gb=Non
         raise ValueError(f"re-ranking with k1={k1}, k2={k2} needs more than {keep} images and a non-empty "
                          f"query and gallery, got {num_query} + {num_gallery}")
     device = probFea.device
-    _check_fits(num_query, num_gallery, probFea.shape[1], k1, k2, max_memory_gb, device)
+    check_re_ranking_fits(num_query, num_gallery, probFea.shape[1], k1, k2, max_memory_gb, device)
     started = time.perf_counter()
     distances = _Distances(probFea, galFea.to(device))
     if not bool(torch.isfinite(distances.right[:, -1]).all()):
