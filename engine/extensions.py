@@ -1,7 +1,9 @@
 """The JIFD training extensions a config switches on, by name.
 
 An extension adds named loss terms to the trainer's single backward pass and
-steps its own optimisers (see engine/train_step.py). With both switches off
+steps its own optimisers (see engine/train_step.py): compute_losses,
+zero_grad, step, train, state_dict / load_state_dict, plus warm_up (before the
+first epoch of a fresh run) and on_epoch_end (pictures, logs). With both switches off
 the list is empty and training is exactly the Bag-of-Tricks baseline.
 """
 from collections import OrderedDict

@@ -75,6 +75,9 @@ class FeatureLevelExtension:
         self._redundant = None
         self._pids = None
 
+    def warm_up(self, loader, precision):
+        """Nothing to warm up: G and C_red learn from the first joint iteration."""
+
     def on_epoch_end(self, epoch, output_dir, batch):
         """Log and return C_red's training accuracy on G(f) over the epoch (None without L_conf)."""
         if not self._seen:

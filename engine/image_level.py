@@ -8,9 +8,15 @@ identity's swaps, since that pass costs as much as the baseline's own per
 image. The disentangler
 (all but T) is updated by its own Adam from the same backward pass; T then
 maximises the MINE bound on the codes kept from this batch, in float32.
+
+DISENTANGLE.IMAGE.WARMUP_ITERS first trains the disentangler alone: from
+random weights Dec's swaps are noise for a few hundred iterations, and L_gen
+would meanwhile train the re-ID model on noise.
 """
+import logging
 import math
 import os
+import time
 
 import torch
 
@@ -20,6 +26,9 @@ from layers.image_disentangle_loss import (
 from modeling.image_disentangler import ImageDisentangler
 
 from .swap_pictures import pick_grid_sources, render_swap_grid
+from .train_step import NonFiniteLossError
+
+logger = logging.getLogger("jifd.train.image_level")
 
 _WEIGHT_KEYS = ("W_REC", "W_CYC", "W_CODE", "W_DOM", "W_ADV", "W_MI", "W_GEN")
 # Adam betas of image-to-image GANs (MUNIT, DG-Net): a short momentum memory.
@@ -29,7 +38,7 @@ _GRID_SOURCES = 6
 
 def _check_cfg(cfg):
     image_cfg = cfg.DISENTANGLE.IMAGE
-    for key in _WEIGHT_KEYS + ("LR", "GRL_LAMBDA"):
+    for key in _WEIGHT_KEYS + ("LR", "GRL_LAMBDA", "WARMUP_ITERS"):
         if image_cfg[key] < 0:
             raise ConfigError(f"DISENTANGLE.IMAGE.{key} = {image_cfg[key]} must be >= 0")
     if not 0 < image_cfg.GEN_FRACTION <= 1:
@@ -91,6 +100,7 @@ class ImageLevelExtension:
         self.w_gen = image_cfg.W_GEN
         self.gen_fraction = image_cfg.GEN_FRACTION
         self.vis_period = image_cfg.VIS_PERIOD
+        self.warmup_iters = image_cfg.WARMUP_ITERS
         self.optimizer = torch.optim.Adam(
             self.disentangler.generator_parameters(), lr=image_cfg.LR, betas=_BETAS)
         self.mine_optimizer = torch.optim.Adam(
@@ -98,18 +108,54 @@ class ImageLevelExtension:
         self._has_terms = False
         self._kept_codes = None
 
-    def compute_losses(self, batch, outputs, model, reid_loss):
-        images, domains = batch["images"], batch["domains"]
-        self._has_terms = self.criterion.active(need_swapped=bool(self.w_gen))
+    def _disentangle(self, images, domains, need_swapped):
+        """The disentangler's own terms on a re-ID batch; keeps the codes for T's step."""
+        self._has_terms = self.criterion.active(need_swapped=need_swapped)
         if not self._has_terms:
-            return {}
+            return {}, None
         x = self.disentangler.from_reid(images)
         partner = pair_across_domains(domains)
         shuffle = torch.randperm(len(domains), device=domains.device) if self.criterion.w_mi else None
-        losses, result = self.criterion(
-            self.disentangler, x, domains, partner, shuffle, need_swapped=bool(self.w_gen))
+        losses, result = self.criterion(self.disentangler, x, domains, partner, shuffle, need_swapped=need_swapped)
         if result.pooled_id is not None:
             self._kept_codes = (result.pooled_id, result.domain_code)
+        return losses, result
+
+    def warm_up(self, loader, precision):
+        """WARMUP_ITERS steps of the disentangler alone, on the training batches; the re-ID model waits."""
+        if not self.warmup_iters:
+            return
+        started = time.time()
+        scaler = precision.grad_scaler()
+        self.train()
+        done = 0
+        while done < self.warmup_iters:
+            for batch in loader:
+                self.zero_grad()
+                with precision.autocast():
+                    losses, _ = self._disentangle(precision.images(batch["images"]),
+                                                  batch["domains"].to(precision.device), need_swapped=False)
+                if not losses:
+                    return
+                total = sum(losses.values())
+                if not torch.isfinite(total):
+                    raise NonFiniteLossError(
+                        f"a loss term is not finite at generator warm-up iteration {done + 1}: "
+                        + ", ".join(f"{name} {value.item():.4g}" for name, value in losses.items())
+                        + "; lower DISENTANGLE.IMAGE.LR or try SOLVER.AMP off.")
+                scaler.scale(total).backward()
+                self.step(scaler)
+                scaler.update()
+                done += 1
+                if done % 100 == 0 or done == self.warmup_iters:
+                    logger.info("generator warm-up %d/%d: %s (%.0f s)", done, self.warmup_iters,
+                                ", ".join(f"{name} {value.item():.4f}" for name, value in losses.items()),
+                                time.time() - started)
+                if done == self.warmup_iters:
+                    break
+
+    def compute_losses(self, batch, outputs, model, reid_loss):
+        losses, result = self._disentangle(batch["images"], batch["domains"], need_swapped=bool(self.w_gen))
         if self.w_gen:
             pids = batch["pids"]
             if self.gen_fraction < 1:
@@ -117,7 +163,7 @@ class ImageLevelExtension:
                 swapped, pids = result.swapped[kept], pids[kept]
             else:
                 swapped = result.swapped
-            swapped = self.disentangler.to_reid(swapped, images.shape[-2:])
+            swapped = self.disentangler.to_reid(swapped, batch["images"].shape[-2:])
             if self.channels_last:
                 swapped = swapped.contiguous(memory_format=torch.channels_last)
             losses.update(swapped_reid_loss(reid_loss, model(swapped), pids, self.w_gen))

@@ -12,6 +12,8 @@ from utils.errors import UserError
 from utils.swap_grid import draw_swap_grid
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+# Small generator sizes (the demo's 32 px) are enlarged to this many pixels per cell, to be seen.
+GRID_MIN_TILE = 96
 
 
 def pick_grid_sources(pids, domains, count):
@@ -44,7 +46,8 @@ def render_swap_grid(disentangler, id_images, domain_images):
     swaps = disentangler.decode(c.repeat_interleave(cols, dim=0), s.repeat(rows, 1))
     disentangler.train(was_training)
     swaps = disentangler.to_unit(swaps).view(rows, cols, *swaps.shape[1:])
-    return draw_swap_grid(disentangler.to_unit(id_images), disentangler.to_unit(domain_images), swaps)
+    return draw_swap_grid(disentangler.to_unit(id_images), disentangler.to_unit(domain_images), swaps,
+                          min_tile=GRID_MIN_TILE)
 
 
 def load_image_disentangler(cfg, checkpoint_path):

@@ -118,6 +118,10 @@ def do_train(cfg, resume=""):
     step.model = wrap_model(model)
     average_gradients_outside_ddp([reid_loss] + [module for extension in extensions.values()
                                                  for module in _modules_of(extension)])
+    if not resume:
+        # A resumed run restored its extensions' warmed-up state with the checkpoint.
+        for extension in extensions.values():
+            extension.warm_up(data.train_loader, precision)
 
     @trainer.on(Events.EPOCH_STARTED)
     def start_epoch(engine):

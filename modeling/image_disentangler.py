@@ -36,23 +36,18 @@ class _ConvBlock(nn.Sequential):
         super().__init__(*layers)
 
 
-def _instance_norm(channels):
-    return nn.InstanceNorm2d(channels, affine=False)
-
-
 def _layer_norm(channels):
     # LayerNorm over (C, H, W) with a per-channel affine; independent of the batch.
     return nn.GroupNorm(1, channels)
 
 
 class _ResBlock(nn.Module):
-    """x + IN(conv(ReLU(IN(conv(x)))))."""
+    """x + conv(ReLU(conv(x)))."""
 
     def __init__(self, channels):
         super().__init__()
         self.body = nn.Sequential(
-            _conv(channels, channels, 3), _instance_norm(channels), nn.ReLU(inplace=True),
-            _conv(channels, channels, 3), _instance_norm(channels))
+            _conv(channels, channels, 3), nn.ReLU(inplace=True), _conv(channels, channels, 3))
 
     def forward(self, x):
         return x + self.body(x)
@@ -61,21 +56,22 @@ class _ResBlock(nn.Module):
 class IdentityEncoder(nn.Module):
     """E_id: 4 conv blocks (2 of stride 2) + residual blocks -> c, B x id_dim x H/4 x W/4.
 
-    Instance normalisation throughout strips each image's global colour and
-    contrast statistics, which are mostly domain; the final one makes every
-    channel of c zero-mean and unit-variance over space.
+    Unlike method.md's E_id, c is not instance-normalised (README, method section):
+    instance norm strips each image's global colour statistics, and a
+    vehicle's colour is identity, not domain. On the demo data an encoder
+    with instance norm lost the body colour in every swap, and one without
+    kept it. C_adv and the MINE term keep the domain out of c instead.
     """
 
     def __init__(self, base_channels, id_dim, res_blocks):
         super().__init__()
         b = base_channels
         self.net = nn.Sequential(
-            _ConvBlock(3, b, 3, norm=_instance_norm),
-            _ConvBlock(b, 2 * b, 4, stride=2, norm=_instance_norm),
-            _ConvBlock(2 * b, 4 * b, 4, stride=2, norm=_instance_norm),
-            _ConvBlock(4 * b, id_dim, 3, norm=_instance_norm),
-            *[_ResBlock(id_dim) for _ in range(res_blocks)],
-            _instance_norm(id_dim))
+            _ConvBlock(3, b, 3),
+            _ConvBlock(b, 2 * b, 4, stride=2),
+            _ConvBlock(2 * b, 4 * b, 4, stride=2),
+            _ConvBlock(4 * b, id_dim, 3),
+            *[_ResBlock(id_dim) for _ in range(res_blocks)])
 
     def forward(self, x):
         return self.net(x)
@@ -198,8 +194,8 @@ class ImageDisentangler(nn.Module):
     def pool_id(c):
         """B x id_dim summary of c for C_adv and T.
 
-        Max, not mean: c is instance-normalised, so its spatial mean is 0 in
-        every channel and would carry nothing.
+        Max, not mean: each channel's strongest response, where the vehicle
+        is, rather than an average that the background dominates.
         """
         return torch.amax(c, dim=(2, 3))
 

@@ -10,6 +10,7 @@ from torch import nn
 
 from config import ConfigError, get_default_cfg
 from engine.image_level import ImageLevelExtension, pair_across_domains, select_per_identity
+from engine.runtime import Precision
 from engine.swap_pictures import pick_grid_sources
 from layers import make_loss
 from layers.image_disentangle_loss import mine_lower_bound, mutual_information_penalty
@@ -122,7 +123,7 @@ def _scaler():
 # Networks
 # ---------------------------------------------------------------------------
 
-def test_output_shapes_and_code_normalisation():
+def test_output_shapes_and_the_id_code_keeps_colour():
     torch.manual_seed(0)
     net = ImageDisentangler(_cfg(), num_domains=3)
     x = torch.rand(4, 3, SIZE, SIZE) * 2 - 1
@@ -130,8 +131,10 @@ def test_output_shapes_and_code_normalisation():
     s = net.encode_domain(x)
     assert c.shape == (4, 16, SIZE // 4, SIZE // 4)
     assert s.shape == (4, 8)
-    torch.testing.assert_close(c.mean(dim=(2, 3)), torch.zeros(4, 16), atol=1e-4, rtol=0)
-    torch.testing.assert_close(c.var(dim=(2, 3), unbiased=False), torch.ones(4, 16), atol=1e-2, rtol=0)
+    # A global tint is the body colour of a vehicle filling the image: an
+    # instance-normalised E_id would map both to the same code.
+    tinted = x + torch.tensor([0.4, -0.2, 0.0]).view(1, 3, 1, 1)
+    assert (net.encode_id(tinted) - c).abs().mean() > 0.05 * c.abs().mean()
     y = net.decode(c, s)
     assert y.shape == (4, 3, SIZE, SIZE)
     assert y.abs().max() <= 1
@@ -464,6 +467,11 @@ def test_swap_grid_layout_by_hand():
     assert grid.getpixel((0, 16)) == (0, 255, 0)
     assert grid.getpixel((10, 10)) == (0, 0, 0)
     assert grid.getpixel((22, 16)) == (255, 255, 255)
+    enlarged = draw_swap_grid(id_images, domain_images, swaps, min_tile=10)
+    # 4-px images x 3 = 12 px: width 12 + 6 + 3 x 14 - 2, height 12 + 6 + 2 x 14 - 2
+    assert enlarged.size == (58, 44)
+    assert enlarged.getpixel((18 + 2 * 14 + 11, 18 + 14 + 11)) == (255, 255, 255)
+    assert enlarged.getpixel((0, 18 + 11)) == (255, 0, 0)
 
 
 def test_epoch_end_writes_the_grid_every_vis_period(tmp_path):
@@ -475,8 +483,10 @@ def test_epoch_end_writes_the_grid_every_vis_period(tmp_path):
     path = ext.on_epoch_end(2, str(tmp_path), batch)
     assert path == str(tmp_path / "swaps_epoch2.png")
     with Image.open(path) as picture:
-        # 4 identities in the batch: 4 ID sources x 4 domain sources plus the margins.
-        side = SIZE + 6 + 4 * (SIZE + 2) - 2
+        # 4 identities in the batch: 4 ID sources x 4 domain sources plus the margins,
+        # each 32-px image enlarged 3x to reach GRID_MIN_TILE (96).
+        tile = 3 * SIZE
+        side = tile + 6 + 4 * (tile + 2) - 2
         assert picture.size == (side, side)
     assert ext.disentangler.training
 
@@ -535,6 +545,34 @@ def test_short_training_disentangles_two_domains():
     assert mean(history["adv_acc"]) <= 0.75
 
 
+def test_warm_up_trains_the_disentangler_alone_for_its_iterations():
+    torch.manual_seed(0)
+    cfg = _cfg(LR=2e-3, WARMUP_ITERS=60)
+    ext = ImageLevelExtension(cfg, NUM_DOMAINS, torch.device("cpu"))
+    palette, draws = _identity_palette(), torch.Generator().manual_seed(1)
+    # A loader shorter than the warm-up: it is iterated again until the count is reached.
+    loader = [_batch(cfg, _pk_pids(draws), palette, draws) for _ in range(25)]
+    probe = loader[0]
+
+    def reconstruction_error():
+        with torch.no_grad():
+            x = ext.disentangler.from_reid(probe["images"])
+            c, s = ext.disentangler.encode_id(x), ext.disentangler.encode_domain(x)
+            return (ext.disentangler.decode(c, s) - x).abs().mean().item()
+
+    before = reconstruction_error()
+    steps = []
+    original_step = ext.optimizer.step
+    ext.optimizer.step = lambda *args, **kwargs: (steps.append(1), original_step(*args, **kwargs))[1]
+    ext.warm_up(loader, Precision(device=torch.device("cpu")))
+    assert len(steps) == 60
+    assert reconstruction_error() < 0.6 * before
+
+    ext.warmup_iters = 0
+    ext.warm_up(loader, Precision(device=torch.device("cpu")))
+    assert len(steps) == 60
+
+
 # ---------------------------------------------------------------------------
 # tools/visualize_swaps.py
 # ---------------------------------------------------------------------------
@@ -576,7 +614,8 @@ def test_visualize_swaps_tool_draws_the_grid_from_a_checkpoint(tmp_path, monkeyp
         *_tool_cfg_opts()])
     _load_tool().main()
     with Image.open(output) as picture:
-        side = SIZE + 6 + 3 * (SIZE + 2) - 2
+        tile = 3 * SIZE
+        side = tile + 6 + 3 * (tile + 2) - 2
         assert picture.size == (side, side)
 
 

@@ -17,16 +17,24 @@ def to_pil(image):
     return Image.fromarray(np.ascontiguousarray(array))
 
 
-def draw_swap_grid(id_images, domain_images, swaps):
+def draw_swap_grid(id_images, domain_images, swaps, min_tile=1):
     """id_images N x 3 x H x W, domain_images M x 3 x H x W, swaps N x M x 3 x H x W, all in [0, 1].
 
     Returns a PIL image of (N + 1) x (M + 1) cells with a blank top-left cell
-    and a wider gap after the margins.
+    and a wider gap after the margins. Images whose longer side is below
+    ``min_tile`` pixels are enlarged by a whole factor (nearest pixel, so
+    nothing is smoothed that the generator did not smooth).
     """
     rows, cols = len(id_images), len(domain_images)
     if swaps.shape[:2] != (rows, cols):
         raise ValueError(f"swaps has shape {tuple(swaps.shape[:2])}, expected ({rows}, {cols})")
     height, width = id_images.shape[-2:]
+    factor = max(1, -(-min_tile // max(height, width)))
+    height, width = height * factor, width * factor
+
+    def tile(image):
+        picture = to_pil(image)
+        return picture if factor == 1 else picture.resize((width, height), Image.NEAREST)
 
     def offset(index, size):
         return 0 if index == 0 else size + _MARGIN_GAP + (index - 1) * (size + _GAP)
@@ -34,10 +42,10 @@ def draw_swap_grid(id_images, domain_images, swaps):
     canvas = Image.new("RGB", (offset(cols + 1, width) - _GAP, offset(rows + 1, height) - _GAP),
                        _BACKGROUND)
     for col in range(cols):
-        canvas.paste(to_pil(domain_images[col]), (offset(col + 1, width), 0))
+        canvas.paste(tile(domain_images[col]), (offset(col + 1, width), 0))
     for row in range(rows):
         top = offset(row + 1, height)
-        canvas.paste(to_pil(id_images[row]), (0, top))
+        canvas.paste(tile(id_images[row]), (0, top))
         for col in range(cols):
-            canvas.paste(to_pil(swaps[row, col]), (offset(col + 1, width), top))
+            canvas.paste(tile(swaps[row, col]), (offset(col + 1, width), top))
     return canvas
