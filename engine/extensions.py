@@ -12,7 +12,7 @@ from collections import OrderedDict
 def _image_level(cfg, data, model, device):
     from .image_level import ImageLevelExtension
 
-    return ImageLevelExtension(cfg, data.num_domains, device)
+    return ImageLevelExtension(cfg, data.num_domains, device, data.train_records)
 
 
 def _feature_level(cfg, data, model, device):

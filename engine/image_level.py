@@ -25,7 +25,7 @@ from layers.image_disentangle_loss import (
     ImageDisentangleLoss, mine_lower_bound, swapped_reid_loss)
 from modeling.image_disentangler import ImageDisentangler
 
-from .swap_pictures import pick_grid_sources, render_swap_grid
+from .swap_pictures import pick_grid_sources, render_swap_grid, training_grid_sources, unit_images
 from .train_step import NonFiniteLossError
 
 logger = logging.getLogger("jifd.train.image_level")
@@ -87,7 +87,7 @@ class ImageLevelExtension:
     """Image-level terms ("img_rec", "img_cyc", "img_code", "img_dom", "img_adv", "img_mi",
     "gen_id", "gen_triplet"), the disentangler's Adam and T's maximisation step."""
 
-    def __init__(self, cfg, num_domains, device):
+    def __init__(self, cfg, num_domains, device, train_records=()):
         _check_cfg(cfg)
         image_cfg = cfg.DISENTANGLE.IMAGE
         self.disentangler = ImageDisentangler(cfg, num_domains).to(device)
@@ -101,6 +101,7 @@ class ImageLevelExtension:
         self.gen_fraction = image_cfg.GEN_FRACTION
         self.vis_period = image_cfg.VIS_PERIOD
         self.warmup_iters = image_cfg.WARMUP_ITERS
+        self.grid_paths = training_grid_sources(train_records, _GRID_SOURCES) if self.vis_period else []
         self.optimizer = torch.optim.Adam(
             self.disentangler.generator_parameters(), lr=image_cfg.LR, betas=_BETAS)
         self.mine_optimizer = torch.optim.Adam(
@@ -203,12 +204,19 @@ class ImageLevelExtension:
         return self
 
     def on_epoch_end(self, epoch, output_dir, batch):
-        """Every VIS_PERIOD epochs, write output_dir/swaps_epoch{epoch}.png from ``batch``; return its path."""
+        """Every VIS_PERIOD epochs, write output_dir/swaps_epoch{epoch}.png; return its path.
+
+        The grid's sources are fixed training images (training_grid_sources),
+        or, without training records, images of the last ``batch``.
+        """
         if not self.vis_period or epoch % self.vis_period:
             return None
         device = self.disentangler.pixel_mean.device
-        picked = pick_grid_sources(batch["pids"], batch["domains"], _GRID_SOURCES)
-        x = self.disentangler.from_reid(batch["images"][picked].to(device).float())
+        if self.grid_paths:
+            x = self.disentangler.from_unit(unit_images(self.grid_paths, self.disentangler.size).to(device))
+        else:
+            picked = pick_grid_sources(batch["pids"], batch["domains"], _GRID_SOURCES)
+            x = self.disentangler.from_reid(batch["images"][picked].to(device).float())
         grid = render_swap_grid(self.disentangler, x, x)
         os.makedirs(output_dir, exist_ok=True)
         path = os.path.join(output_dir, f"swaps_epoch{epoch}.png")

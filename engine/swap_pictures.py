@@ -1,6 +1,5 @@
 """Swap grids: from a training batch (each VIS_PERIOD epochs) or from a checkpoint and two folders."""
 import os
-import pickle
 
 import numpy as np
 import torch
@@ -8,6 +7,7 @@ import torch
 from data.image_loading import read_image
 from data.dataset_presets import get_preset, split_folder
 from modeling.image_disentangler import ImageDisentangler
+from modeling.weight_loading import read_weights_file
 from utils.errors import UserError
 from utils.swap_grid import draw_swap_grid
 
@@ -56,10 +56,7 @@ def load_image_disentangler(cfg, checkpoint_path):
         raise UserError("TEST.WEIGHT is empty: name a training checkpoint of an image-level run")
     if not os.path.isfile(checkpoint_path):
         raise UserError(f"TEST.WEIGHT: checkpoint not found: {checkpoint_path}")
-    try:
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        raise UserError(f"TEST.WEIGHT: cannot load {checkpoint_path} ({err})") from None
+    checkpoint = read_weights_file(checkpoint_path, "TEST.WEIGHT")
     if not isinstance(checkpoint, dict) or "image_level" not in checkpoint:
         raise UserError(
             f"TEST.WEIGHT: {checkpoint_path} holds no image-level module (no 'image_level' entry); "
@@ -94,13 +91,31 @@ def folder_images(folder, count, size, offset=0.0):
     if not files:
         raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
     count = min(count, len(files))
+    picks = [files[int((index + offset) * len(files) / count) % len(files)] for index in range(count)]
+    return unit_images([os.path.join(folder, name) for name in picks], size)
+
+
+def unit_images(paths, size):
+    """The images at ``paths``, resized to ``size`` (height, width): N x 3 x H x W in [0, 1]."""
     height, width = size
     images = []
-    for index in range(count):
-        name = files[int((index + offset) * len(files) / count) % len(files)]
-        image = read_image(os.path.join(folder, name), target_size=size).resize((width, height))
+    for path in paths:
+        image = read_image(path, target_size=size).resize((width, height))
         images.append(torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1))
     return torch.stack(images)
+
+
+def training_grid_sources(records, count):
+    """Paths of ``count`` training images of distinct identities, spread over the set, domains in turn.
+
+    The trainer draws every epoch's grid from the same un-augmented images,
+    so that successive grids compare and no random erasing hides the vehicle.
+    """
+    step = max(1, len(records) // (8 * count))
+    spread = records[::step]
+    picked = pick_grid_sources(torch.tensor([r.pid for r in spread]), torch.tensor([r.domain for r in spread]),
+                               count)
+    return [spread[index].path for index in picked]
 
 
 def swap_grid_from_folders(disentangler, id_dir, domain_dir, count, device):

@@ -9,6 +9,7 @@ from PIL import Image
 from torch import nn
 
 from config import ConfigError, get_default_cfg
+from data import ImageRecord
 from engine.image_level import ImageLevelExtension, pair_across_domains, select_per_identity
 from engine.runtime import Precision
 from engine.swap_pictures import pick_grid_sources
@@ -489,6 +490,23 @@ def test_epoch_end_writes_the_grid_every_vis_period(tmp_path):
         side = tile + 6 + 4 * (tile + 2) - 2
         assert picture.size == (side, side)
     assert ext.disentangler.training
+
+
+def test_training_grid_uses_the_same_unaugmented_images_every_epoch(tmp_path):
+    palette = _identity_palette()
+    _write_folder(tmp_path / "train", torch.arange(NUM_IDS), palette)
+    records = [ImageRecord(str(path), pid=index, camid=1, domain=int(index >= NUM_IDS // 2))
+               for index, path in enumerate(sorted((tmp_path / "train").iterdir()))]
+    torch.manual_seed(0)
+    ext = ImageLevelExtension(_cfg(VIS_PERIOD=1), NUM_DOMAINS, torch.device("cpu"), records)
+    chosen = [records[[r.path for r in records].index(path)] for path in ext.grid_paths]
+    assert len(chosen) == 6 and len({r.pid for r in chosen}) == 6
+    assert [r.domain for r in chosen] == [0, 1, 0, 1, 0, 1]
+    first = ext.on_epoch_end(1, str(tmp_path / "out"), batch=None)
+    second = ext.on_epoch_end(2, str(tmp_path / "out"), batch=None)
+    with Image.open(first) as a, Image.open(second) as b:
+        # Same sources, same weights: the same picture.
+        assert a.size == b.size and a.tobytes() == b.tobytes()
 
 
 # ---------------------------------------------------------------------------
