@@ -209,7 +209,7 @@ _C.DISENTANGLE.IMAGE.MINE_DIM = 128
 _C.DISENTANGLE.IMAGE.GRL_LAMBDA = 1.0
 # Learning rate of the generator, its heads and T (Adam)
 _C.DISENTANGLE.IMAGE.LR = 1e-4
-# Iterations that train the disentangler alone (no re-ID terms) before joint training; 0 = none
+# Iterations (not epochs, unlike SOLVER.WARMUP_ITERS) that train the disentangler alone before joint training; 0 = none
 _C.DISENTANGLE.IMAGE.WARMUP_ITERS = 0
 # Weight of L_rec: |Dec(c_i, s_i) - x_i|_1
 _C.DISENTANGLE.IMAGE.W_REC = 5.0

@@ -466,12 +466,12 @@ def _truck(rng):
     parts = [_box(0.1, cab_x1 - 0.2, 0.55, deck, 0.35, width - 0.35, CHASSIS)]
     cab = Part([(cab_x0, 0.5), (cab_x1, 0.5), (cab_x1, cab_height - 0.2), (cab_x1 - 0.2, cab_height),
                 (cab_x0, cab_height)], 0.0, width, cab_colour)
-    cab.edge_marks = {1: [(_rect(0.05, 0.95, 0.6, 0.95), GLASS)] + _front_face(plate=False, band=(0.0, 0.55))}
+    cab.edge_marks = {_FRONT: [(_rect(0.05, 0.95, 0.6, 0.95), GLASS)] + _front_face(plate=False, band=(0.0, 0.55))}
     cab.side_marks = [([(cab_x1 - 1.1, cab_height * 0.6), (cab_x1 - 0.15, cab_height * 0.6),
                         (cab_x1 - 0.25, cab_height - 0.25), (cab_x1 - 1.1, cab_height - 0.25)], GLASS)]
     if rng.random() < 0.5:
         cab.side_marks.insert(0, (_rect(cab_x0, cab_x1, 0.9, 1.5), accent))
-        cab.edge_marks[1].insert(0, (_rect(0.0, 1.0, 0.15, 0.3), accent))
+        cab.edge_marks[_FRONT].insert(0, (_rect(0.0, 1.0, 0.15, 0.3), accent))
     parts.append(cab)
     if rng.random() < 0.35:
         hood = _box(cab_x1, cab_x1 + 1.5, 0.5, 1.7, 0.25, width - 0.25, cab_colour)

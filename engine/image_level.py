@@ -102,6 +102,8 @@ class ImageLevelExtension:
         self.vis_period = image_cfg.VIS_PERIOD
         self.warmup_iters = image_cfg.WARMUP_ITERS
         self.grid_paths = training_grid_sources(train_records, _GRID_SOURCES) if self.vis_period else []
+        # Read now, so that a broken file is found before training, not after an epoch.
+        self.grid_images = unit_images(self.grid_paths, self.disentangler.size) if self.grid_paths else None
         self.optimizer = torch.optim.Adam(
             self.disentangler.generator_parameters(), lr=image_cfg.LR, betas=_BETAS)
         self.mine_optimizer = torch.optim.Adam(
@@ -137,6 +139,8 @@ class ImageLevelExtension:
                     losses, _ = self._disentangle(precision.images(batch["images"]),
                                                   batch["domains"].to(precision.device), need_swapped=False)
                 if not losses:
+                    logger.warning("DISENTANGLE.IMAGE.WARMUP_ITERS = %d, but no disentangler term has a "
+                                   "weight: nothing to warm up", self.warmup_iters)
                     return
                 total = sum(losses.values())
                 if not torch.isfinite(total):
@@ -212,8 +216,8 @@ class ImageLevelExtension:
         if not self.vis_period or epoch % self.vis_period:
             return None
         device = self.disentangler.pixel_mean.device
-        if self.grid_paths:
-            x = self.disentangler.from_unit(unit_images(self.grid_paths, self.disentangler.size).to(device))
+        if self.grid_images is not None:
+            x = self.disentangler.from_unit(self.grid_images.to(device))
         else:
             picked = pick_grid_sources(batch["pids"], batch["domains"], _GRID_SOURCES)
             x = self.disentangler.from_reid(batch["images"][picked].to(device).float())

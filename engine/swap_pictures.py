@@ -1,4 +1,4 @@
-"""Swap grids: from a training batch (each VIS_PERIOD epochs) or from a checkpoint and two folders."""
+"""Swap grids: from fixed training images (each VIS_PERIOD epochs) or from a checkpoint and two folders."""
 import os
 
 import numpy as np
@@ -12,7 +12,8 @@ from utils.errors import UserError
 from utils.swap_grid import draw_swap_grid
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-# Small generator sizes (the demo's 32 px) are enlarged to this many pixels per cell, to be seen.
+# Small generator sizes (the demo's 32 px) are enlarged by a whole factor to at least this many
+# pixels per cell, to be seen.
 GRID_MIN_TILE = 96
 
 
@@ -69,7 +70,8 @@ def load_image_disentangler(cfg, checkpoint_path):
         first_line = str(err).splitlines()[0]
         raise UserError(
             f"TEST.WEIGHT: the image-level module in {checkpoint_path} does not fit the config's "
-            f"DISENTANGLE.IMAGE sizes; use the run's config file ({first_line})") from None
+            f"DISENTANGLE.IMAGE sizes (or was saved by an older layout of the module); use the run's "
+            f"config file ({first_line})") from None
     return disentangler.eval()
 
 

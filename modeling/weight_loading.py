@@ -25,8 +25,11 @@ def _describe(path, config_key):
 def read_weights_file(path, config_key=None):
     """``torch.load`` without code execution; unreadable files become a UserError naming the file."""
     name = _describe(path, config_key)
-    with open(path, "rb") as handle:
-        magic = handle.read(4)
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+    except OSError as error:
+        raise UserError(f"{name} cannot be read: {error.strerror}") from None
     # torch.save writes a zip archive (or, before torch 1.6, a pickle stream):
     # anything else is refused before the unpickler reads it as a pickled object.
     if not (magic.startswith(b"PK\x03\x04") or magic.startswith(b"\x80")):
@@ -128,7 +131,11 @@ def load_reid_weights(model, path, logger=None, config_key=None, for_test=False)
 
 
 def _refuse_other_structure(name, missing, unexpected, for_test):
-    checked = _is_structural if for_test else (lambda key: key.startswith("base."))
+    if for_test:
+        checked = _is_structural
+    else:
+        def checked(key):
+            return key.startswith("base.") and not key.endswith("num_batches_tracked")
     only_model = [key for key in missing if checked(key)]
     only_file = [key for key in unexpected if checked(key)]
     if not (only_model or only_file):

@@ -98,7 +98,7 @@ def _draw(pids, palette, generator):
         box = (rows >= top) & (rows < top + height) & (cols >= left) & (cols < left + width)
         image = torch.where(box, palette[pid].view(3, 1, 1), torch.full((3, 1, 1), 0.85))
         if domain == 1:
-            # A per-channel monotone map: style, which instance normalisation can undo.
+            # A per-channel affine map: a style that E_dom can read and AdaIN redraw.
             image = 0.6 * image + torch.tensor([0.25, 0.15, 0.0]).view(3, 1, 1)
         images[index] = image
     return images, domains

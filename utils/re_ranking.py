@@ -91,8 +91,9 @@ def _measure_gflops(dim, device):
 def check_re_ranking_fits(num_query, num_gallery, dim, k1=20, k2=6, max_memory_gb=None, device="cpu"):
     """Log re_ranking's estimated peak memory and time; UserError up front when it cannot fit.
 
-    tools/test.py calls it before embedding the images, so an impossible
-    setting is refused before an hour of feature extraction, not after.
+    engine.tester.do_test (tools/test.py) calls it before embedding the
+    images, so an impossible setting is refused before an hour of feature
+    extraction, not after; re_ranking checks again with the real features.
     """
     if max_memory_gb is None:
         max_memory_gb = 0.8 * _physical_memory_bytes() / 2 ** 30
