@@ -25,6 +25,7 @@ from layers.image_disentangle_loss import (
     ImageDisentangleLoss, mine_lower_bound, swapped_reid_loss)
 from modeling.image_disentangler import ImageDisentangler
 
+from .distributed import all_processes_finite
 from .swap_pictures import pick_grid_sources, render_swap_grid, training_grid_sources, unit_images
 from .train_step import NonFiniteLossError
 
@@ -142,13 +143,13 @@ class ImageLevelExtension:
                     logger.warning("DISENTANGLE.IMAGE.WARMUP_ITERS = %d, but no disentangler term has a "
                                    "weight: nothing to warm up", self.warmup_iters)
                     return
-                total = sum(losses.values())
-                if not torch.isfinite(total):
+                # As in the joint step: under DDP every process stops together.
+                if not all_processes_finite(torch.stack([value.detach().float() for value in losses.values()])):
                     raise NonFiniteLossError(
                         f"a loss term is not finite at generator warm-up iteration {done + 1}: "
                         + ", ".join(f"{name} {value.item():.4g}" for name, value in losses.items())
                         + "; lower DISENTANGLE.IMAGE.LR or try SOLVER.AMP off.")
-                scaler.scale(total).backward()
+                scaler.scale(sum(losses.values())).backward()
                 self.step(scaler)
                 scaler.update()
                 done += 1

@@ -12,6 +12,7 @@ from config import ConfigError, get_default_cfg
 from data import ImageRecord
 from engine.image_level import ImageLevelExtension, pair_across_domains, select_per_identity
 from engine.runtime import Precision
+from engine.train_step import NonFiniteLossError
 from engine.swap_pictures import pick_grid_sources
 from layers import make_loss
 from layers.image_disentangle_loss import mine_lower_bound, mutual_information_penalty
@@ -589,6 +590,19 @@ def test_warm_up_trains_the_disentangler_alone_for_its_iterations():
     ext.warmup_iters = 0
     ext.warm_up(loader, Precision(device=torch.device("cpu")))
     assert len(steps) == 60
+
+
+def test_warm_up_stops_at_a_non_finite_loss_before_updating():
+    torch.manual_seed(0)
+    ext = ImageLevelExtension(_cfg(WARMUP_ITERS=5), NUM_DOMAINS, torch.device("cpu"))
+    batch = _batch(_cfg(), _pk_pids(torch.Generator().manual_seed(1)), _identity_palette(),
+                   torch.Generator().manual_seed(2))
+    batch["images"][0, 0, 0, 0] = float("nan")
+    before = {name: value.clone() for name, value in ext.disentangler.state_dict().items()}
+    with pytest.raises(NonFiniteLossError, match="warm-up iteration 1: img_rec nan"):
+        ext.warm_up([batch], Precision(device=torch.device("cpu")))
+    after = ext.disentangler.state_dict()
+    assert all(torch.equal(before[name], after[name]) for name in before)
 
 
 # ---------------------------------------------------------------------------
