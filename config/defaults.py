@@ -225,6 +225,9 @@ _C.DISENTANGLE.IMAGE.W_ADV = 0.1
 _C.DISENTANGLE.IMAGE.W_MI = 1e-4
 # Weight of L_gen: the re-ID loss on swapped images
 _C.DISENTANGLE.IMAGE.W_GEN = 0.5
+# Let L_gen's gradient reach the generator too (False: the swaps are detached and L_gen trains the
+# re-ID model only; a re-ID model still learning pushes Dec to ignore s, see README)
+_C.DISENTANGLE.IMAGE.GEN_UPDATES_GENERATOR = False
 # Share of each identity's swapped images that the re-ID model sees for L_gen (1.0 = all; less = faster)
 _C.DISENTANGLE.IMAGE.GEN_FRACTION = 0.5
 # Write OUTPUT_DIR/swaps_epoch{N}.png every N epochs (0 = never)

@@ -5,9 +5,13 @@ every image i gets a partner j from another domain; the disentangler's
 terms (layers.image_disentangle_loss) join the main loss, and the re-ID model
 runs once more, on swapped images x_ij, for L_gen: on GEN_FRACTION of each
 identity's swaps, since that pass costs as much as the baseline's own per
-image. The disentangler
-(all but T) is updated by its own Adam from the same backward pass; T then
-maximises the MINE bound on the codes kept from this batch, in float32.
+image. By default the swaps are detached for L_gen
+(GEN_UPDATES_GENERATOR False): L_gen then trains the re-ID model only, since a
+re-ID model that still errs lowers its loss fastest when Dec ignores s, and
+the demo's swaps lost their style within its 120 joint iterations.
+The disentangler (all but T) is updated by its own Adam from the same
+backward pass; T then maximises the MINE bound on the codes kept from this
+batch, in float32.
 
 DISENTANGLE.IMAGE.WARMUP_ITERS first trains the disentangler alone: from
 random weights Dec's swaps are noise for a few hundred iterations, and L_gen
@@ -99,6 +103,7 @@ class ImageLevelExtension:
             w_rec=image_cfg.W_REC, w_cyc=image_cfg.W_CYC, w_code=image_cfg.W_CODE,
             w_dom=image_cfg.W_DOM, w_adv=image_cfg.W_ADV, w_mi=image_cfg.W_MI)
         self.w_gen = image_cfg.W_GEN
+        self.gen_updates_generator = image_cfg.GEN_UPDATES_GENERATOR
         self.gen_fraction = image_cfg.GEN_FRACTION
         self.vis_period = image_cfg.VIS_PERIOD
         self.warmup_iters = image_cfg.WARMUP_ITERS
@@ -169,6 +174,8 @@ class ImageLevelExtension:
                 swapped, pids = result.swapped[kept], pids[kept]
             else:
                 swapped = result.swapped
+            if not self.gen_updates_generator:
+                swapped = swapped.detach()
             swapped = self.disentangler.to_reid(swapped, batch["images"].shape[-2:])
             if self.channels_last:
                 swapped = swapped.contiguous(memory_format=torch.channels_last)

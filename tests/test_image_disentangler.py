@@ -365,6 +365,23 @@ def test_gen_loss_sees_the_kept_share_of_swaps():
     assert seen == [(B, 3, SIZE, SIZE), (B // 2, 3, SIZE, SIZE)]
 
 
+@pytest.mark.parametrize("updates_generator", [False, True])
+def test_gen_loss_reaches_the_generator_only_when_asked(updates_generator):
+    ext = _extension(GEN_UPDATES_GENERATOR=updates_generator)
+    batch = _batch(_cfg(), _pk_pids(torch.Generator().manual_seed(0)), _identity_palette(),
+                   torch.Generator().manual_seed(1))
+    model = _TinyReID(NUM_IDS)
+    reid_loss = make_loss(_cfg(), NUM_IDS, feat_dim=_TinyReID.FEAT_DIM)
+    losses = ext.compute_losses(batch, model(batch["images"]), model, reid_loss)
+    (losses["gen_id"] + losses["gen_triplet"]).backward()
+    decoder_grads = [p.grad for p in ext.disentangler.decoder.parameters()]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    if updates_generator:
+        assert any(g is not None and g.abs().sum() > 0 for g in decoder_grads)
+    else:
+        assert all(g is None for g in decoder_grads)
+
+
 def test_bad_image_config_is_a_config_error():
     with pytest.raises(ConfigError, match="DISENTANGLE.IMAGE.W_CYC"):
         _extension(W_CYC=-1.0)
