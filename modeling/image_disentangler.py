@@ -22,8 +22,8 @@ from .gradient_reversal import GradientReversal
 
 
 def _conv(in_ch, out_ch, kernel, stride=1):
-    # Zero padding, not MUNIT's reflection: on CPU the reflection pads cost a third of a
-    # generator step, and on the demo data the swaps came out sharper without them.
+    # Zero padding, not MUNIT's reflection: on CPU the reflection pads cost over a third of a
+    # generator step, and on the demo data the swaps were no worse without them (README).
     return nn.Conv2d(in_ch, out_ch, kernel, stride, padding=(kernel - 1) // 2 if stride == 1 else 1)
 
 
