@@ -12,8 +12,8 @@ With the image level on, also:
 - swap_domain_acc: the share of cross-domain swaps x_ij that an independent
   classifier, trained on real source images only (never on swaps, and not
   C_dom), assigns to domain j. judge_real_acc is that classifier's accuracy
-  on the real images of the set, so that a low swap_domain_acc cannot hide a
-  classifier that fails on real images too.
+  on the held-out half of the set, which it never trained on, so that a low
+  swap_domain_acc cannot hide a classifier that fails on real images too.
 - swap_id_rank1: rank-1 of each swap x_ij, as a query against the set's real
   images other than x_i, under the current re-ID model: whether a swap keeps
   its vehicle. real_id_rank1 is the same for the real x_i, its ceiling.
@@ -40,8 +40,8 @@ logger = logging.getLogger("jifd.diagnostics")
 
 IMAGES_PER_IDENTITY = 4
 MAX_IMAGES = 384
-JUDGE_TRAIN_IMAGES = 2048
-JUDGE_STEPS = 300
+JUDGE_TRAIN_IMAGES = 1024
+JUDGE_STEPS = 200
 JUDGE_BATCH = 64
 
 
@@ -114,9 +114,8 @@ class Diagnostics:
         self.chance = float(torch.bincount(held_out, minlength=self.num_domains).max()) / max(1, len(held_out))
         self.judge = None
         if image_level is not None:
-            chosen = set(id(record) for record in records)
-            others = [record for record in data.train_records if id(record) not in chosen]
-            self.judge = self._train_judge(cfg, others, seed)
+            held_out = {id(record) for record, half in zip(records, self.half.tolist()) if half == 1}
+            self.judge = self._train_judge(cfg, [r for r in data.train_records if id(r) not in held_out], seed)
             generator = torch.Generator().manual_seed(seed)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
@@ -195,7 +194,7 @@ class Diagnostics:
         result = {
             "domain_probe_c": _probe(torch.cat(codes), self.domains, self.half, self.num_domains),
             "swap_domain_acc": float((swap_calls == self.domains[self.partner])[cross].float().mean()),
-            "judge_real_acc": float((real_calls == self.domains).float().mean()),
+            "judge_real_acc": float((real_calls == self.domains)[self.half == 1].float().mean()),
             "swap_id_rank1": _rank1(torch.cat(swapped_features), self.pids, real_features, self.pids, own),
             "real_id_rank1": _rank1(real_features, self.pids, real_features, self.pids, own),
             "mi_grad_ratio": self._mi_grad_ratio(net, x[:JUDGE_BATCH]),

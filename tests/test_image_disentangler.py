@@ -748,3 +748,33 @@ def test_visualize_swaps_tool_names_a_checkpoint_without_the_module(tmp_path, mo
                                       str(tmp_path), "TEST.WEIGHT", str(checkpoint), *_tool_cfg_opts()])
     with pytest.raises(UserError, match="no image-level module"):
         _load_tool().main()
+
+
+def test_warm_up_depends_on_the_seed_alone_and_its_cache_is_reused_only_for_its_config(tmp_path):
+    cache = str(tmp_path / "warm.pt")
+    palette, draws = _identity_palette(), torch.Generator().manual_seed(1)
+    loader = [_batch(_cfg(), _pk_pids(draws), palette, draws) for _ in range(4)]
+    precision = Precision(device=torch.device("cpu"))
+
+    def warmed(consumed, **image):
+        torch.manual_seed(0)
+        torch.randn(consumed)  # whatever ran before the extension was built (e.g. the feature level)
+        ext = _extension(LR=2e-3, WARMUP_ITERS=6, **image)
+        ext.warm_up(loader, precision)
+        return ext
+
+    fresh = warmed(0)
+    other_history = warmed(123)
+    for a, b in zip(fresh.disentangler.state_dict().values(), other_history.disentangler.state_dict().values()):
+        assert torch.equal(a, b)
+    saved = warmed(7, WARMUP_CACHE=cache)
+    # Mark the file, to see whether a later run reads it or warms up anew.
+    payload = torch.load(cache, weights_only=True)
+    first = next(iter(payload["state"]["disentangler"]))
+    payload["state"]["disentangler"][first] += 1.0
+    torch.save(payload, cache)
+    reused = warmed(9, WARMUP_CACHE=cache)
+    assert torch.equal(reused.disentangler.state_dict()[first], saved.disentangler.state_dict()[first] + 1.0)
+    assert reused.steps_done == 6
+    changed = warmed(0, WARMUP_CACHE=cache, W_REC=4.0)
+    assert not torch.equal(changed.disentangler.state_dict()[first], reused.disentangler.state_dict()[first])

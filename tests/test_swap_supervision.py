@@ -23,6 +23,15 @@ from modeling.frozen_statistics import frozen_batchnorm_statistics
 from modeling.reid_teacher import ReIDTeacher
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small tensors: a second intra-op thread gains nothing and spins when the CPU is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 class _ChannelCodes(nn.Module):
     """A disentangler whose ID code is channel 0 and domain code channel 1 of a 2 x 1 x 1 image."""
 
