@@ -270,6 +270,9 @@ _C.DISENTANGLE.IMAGE.W_GEN_ID = 0.0
 _C.DISENTANGLE.IMAGE.GEN_RAMP_ITERS = 0
 # Share of each identity's swapped images that the re-ID model sees for L_gen (1.0 = all; less = faster)
 _C.DISENTANGLE.IMAGE.GEN_FRACTION = 0.5
+# What the re-ID model sees of a swap: 'onto_real' (x_i + up(x_ij - x_ii): the domain change on the
+# sharp real image) or 'generated' (x_ij itself, upsampled from the generator's size)
+_C.DISENTANGLE.IMAGE.SWAP_IMAGE = "onto_real"
 # Batch-hard triplet over real images and swaps together (x_i, x_ij positives); False = swaps alone
 _C.DISENTANGLE.IMAGE.GEN_JOINT_TRIPLET = True
 # BatchNorm running statistics in the swap pass: 'frozen' (left to real images) or 'update'

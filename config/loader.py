@@ -33,6 +33,7 @@ CHOICES = {
     "MODEL.MIXSTYLE.MIX": ("crossdomain", "random"),
     "DISENTANGLE.IMAGE.SWAP_BN_STATS": ("frozen", "update"),
     "DISENTANGLE.IMAGE.ADVERSARY": ("mmd", "confusion", "reversal"),
+    "DISENTANGLE.IMAGE.SWAP_IMAGE": ("onto_real", "generated"),
     "DISENTANGLE.IMAGE.TEACHER": ("ema", "checkpoint", "none"),
     "DISENTANGLE.IMAGE.TEACHER_INPUT": ("real", "swap"),
     "TEST.RE_RANKING": ("yes", "no"),

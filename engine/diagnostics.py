@@ -9,9 +9,10 @@ from each domain, up to 4 images each), split by identity into two halves:
 With the image level on, also:
 - domain_probe_c: the same probe on pooled c (mean and max of each channel).
   Chance is best: c should not tell the domain.
-- swap_domain_acc: the share of cross-domain swaps x_ij that an independent
-  classifier, trained on real source images only (never on swaps, and not
-  C_dom), assigns to domain j. judge_real_acc is that classifier's accuracy
+- swap_domain_acc: the share of cross-domain swaps x_ij, as the re-ID model
+  sees them (DISENTANGLE.IMAGE.SWAP_IMAGE), that an independent classifier,
+  trained on real source images only (never on swaps, and not C_dom),
+  assigns to domain j. judge_real_acc is that classifier's accuracy
   on the held-out half of the set, which it never trained on, so that a low
   swap_domain_acc cannot hide a classifier that fails on real images too.
 - swap_id_rank1: rank-1 of each swap x_ij, as a query against the set's real
@@ -184,10 +185,15 @@ class Diagnostics:
             for index in torch.arange(len(x)).split(self.batch_size):
                 c = net.encode_id(x[index])
                 codes.append(net.pool_id(c).float().cpu())
+                # The swaps as the re-ID model sees them (DISENTANGLE.IMAGE.SWAP_IMAGE).
                 swaps = net.decode(c, s[self.partner[index]])
-                swap_calls.append(self.judge(swaps).argmax(dim=1).cpu())
+                if self.image_level.swap_onto_real:
+                    seen = net.swap_onto(self.images[index].to(device), swaps, net.decode(c, s[index]))
+                else:
+                    seen = net.to_reid(swaps, size)
+                swap_calls.append(self.judge(net.from_reid(seen)).argmax(dim=1).cpu())
                 real_calls.append(self.judge(x[index]).argmax(dim=1).cpu())
-                swapped_features.append(self._features(model, net.to_reid(swaps, size)))
+                swapped_features.append(self._features(model, seen))
         cross = self.domains[self.partner] != self.domains
         swap_calls, real_calls = torch.cat(swap_calls), torch.cat(real_calls)
         own = torch.arange(len(x))

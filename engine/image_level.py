@@ -146,6 +146,7 @@ class ImageLevelExtension:
         self.teacher = _build_teacher(cfg, model) if (image_cfg.W_GEN or image_cfg.W_GEN_ID) else None
         self.teacher_input = image_cfg.TEACHER_INPUT
         self.freeze_swap_statistics = image_cfg.SWAP_BN_STATS == "frozen"
+        self.swap_onto_real = image_cfg.SWAP_IMAGE == "onto_real"
         self.w_gen, self.w_gen_id = image_cfg.W_GEN, image_cfg.W_GEN_ID
         self.gen_ramp_iters = image_cfg.GEN_RAMP_ITERS
         self.gen_fraction = image_cfg.GEN_FRACTION
@@ -190,7 +191,8 @@ class ImageLevelExtension:
         partner = pair_across_domains(domains)
         shuffle = torch.randperm(len(domains), device=domains.device) if self.criterion.w_mi else None
         losses, result = self.criterion(self.disentangler, x, domains, partner, shuffle,
-                                        need_swapped=need_swapped, discriminator=self.discriminator)
+                                        need_swapped=need_swapped, discriminator=self.discriminator,
+                                        need_reconstructed=need_swapped and self.swap_onto_real)
         if result.pooled_id is not None:
             self._kept_codes = (result.pooled_id, result.domain_code, domains)
         if self.discriminator is not None:
@@ -209,7 +211,11 @@ class ImageLevelExtension:
             return losses
         pids = batch["pids"]
         kept = select_per_identity(pids, self.gen_fraction)
-        swapped = self.disentangler.to_reid(result.swapped[kept], batch["images"].shape[-2:])
+        if self.swap_onto_real:
+            swapped = self.disentangler.swap_onto(batch["images"][kept], result.swapped[kept],
+                                                  result.reconstructed[kept])
+        else:
+            swapped = self.disentangler.to_reid(result.swapped[kept], batch["images"].shape[-2:])
         if self.channels_last:
             swapped = swapped.contiguous(memory_format=torch.channels_last)
         if w_gen:

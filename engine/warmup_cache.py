@@ -16,10 +16,15 @@ from utils.atomic_io import atomic_torch_save
 
 logger = logging.getLogger("jifd.train.image_level")
 
-# Keys that cannot change a warm-up: where results go, what happens after it, how it is shown.
+# Keys that cannot change a warm-up: where results go, how it is shown, and what only acts after it
+# (the re-ID model, and how it learns from swaps).
 _IGNORED = ("OUTPUT_DIR", "TEST", "DISENTANGLE.FEATURE", "MODEL.MIXSTYLE", "DATASETS.VALIDATION",
-            "DISENTANGLE.IMAGE.WARMUP_CACHE", "DISENTANGLE.IMAGE.VIS_PERIOD", "SOLVER.CHECKPOINT_PERIOD",
-            "SOLVER.EVAL_PERIOD", "SOLVER.LOG_PERIOD", "SOLVER.PROGRESS_BAR", "SOLVER.DIAGNOSTICS")
+            "SOLVER.CHECKPOINT_PERIOD", "SOLVER.EVAL_PERIOD", "SOLVER.LOG_PERIOD", "SOLVER.PROGRESS_BAR",
+            "SOLVER.DIAGNOSTICS", "DISENTANGLE.IMAGE.WARMUP_CACHE", "DISENTANGLE.IMAGE.VIS_PERIOD",
+            "DISENTANGLE.IMAGE.W_GEN", "DISENTANGLE.IMAGE.W_GEN_ID", "DISENTANGLE.IMAGE.GEN_RAMP_ITERS",
+            "DISENTANGLE.IMAGE.GEN_FRACTION", "DISENTANGLE.IMAGE.GEN_JOINT_TRIPLET",
+            "DISENTANGLE.IMAGE.SWAP_BN_STATS", "DISENTANGLE.IMAGE.SWAP_IMAGE", "DISENTANGLE.IMAGE.TEACHER", "DISENTANGLE.IMAGE.TEACHER_MOMENTUM",
+            "DISENTANGLE.IMAGE.TEACHER_WEIGHT", "DISENTANGLE.IMAGE.TEACHER_INPUT")
 
 
 def warmup_fingerprint(cfg):

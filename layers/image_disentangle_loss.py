@@ -87,10 +87,12 @@ class SwapResult:
     """What the caller needs beyond the losses.
 
     swapped: x_ij = Dec(c_i, s_partner[i]) in generator range (None if no term needed it).
+    reconstructed: x_ii = Dec(c_i, s_i) (None if no term needed it).
     pooled_id, domain_code: detached codes for T's and C_adv's own steps (None when no term used them).
     """
 
     swapped: torch.Tensor = None
+    reconstructed: torch.Tensor = None
     pooled_id: torch.Tensor = None
     domain_code: torch.Tensor = None
 
@@ -114,26 +116,28 @@ class ImageDisentangleLoss(nn.Module):
         return bool(need_swapped or self.w_rec or self.w_cyc or self.w_code or self.w_dom
                     or self.w_adv or self.w_mi or self.w_gan)
 
-    def forward(self, net, x, domains, partner, shuffle, need_swapped=False, discriminator=None):
+    def forward(self, net, x, domains, partner, shuffle, need_swapped=False, discriminator=None,
+                need_reconstructed=False):
         """net: ImageDisentangler; x: generator images; partner[i]: the domain source of x_i's swap.
 
-        shuffle: a permutation for MINE's marginal samples. need_swapped: the
-        caller uses x_ij (L_gen) even if no term here does. discriminator: D
-        (needed when W_GAN > 0).
+        shuffle: a permutation for MINE's marginal samples. need_swapped,
+        need_reconstructed: the caller uses x_ij (and x_ii) even if no term
+        here does. discriminator: D (needed when W_GAN > 0).
         """
         losses = {}
         result = SwapResult()
         if not self.active(need_swapped):
             return losses, result
         swap = bool(need_swapped or self.w_cyc or self.w_code or self.w_dom or self.w_gan)
+        rebuild = bool(self.w_rec or need_reconstructed)
         c = net.encode_id(x)
-        s = net.encode_domain(x) if (self.w_rec or swap or self.w_dom or self.w_mi) else None
+        s = net.encode_domain(x) if (rebuild or swap or self.w_dom or self.w_mi) else None
 
-        swapped = None
-        if self.w_rec and swap:
+        swapped = reconstructed = None
+        if rebuild and swap:
             # One decoder pass for x_ii and x_ij: every norm in Dec is per image.
             reconstructed, swapped = net.decode(torch.cat([c, c]), torch.cat([s, s[partner]])).chunk(2)
-        elif self.w_rec:
+        elif rebuild:
             reconstructed = net.decode(c, s)
         elif swap:
             swapped = net.decode(c, s[partner])
@@ -171,5 +175,5 @@ class ImageDisentangleLoss(nn.Module):
         if self.w_adv or self.w_mi:
             result.pooled_id = pooled.detach()
             result.domain_code = s.detach() if s is not None else None
-        result.swapped = swapped
+        result.swapped, result.reconstructed = swapped, reconstructed
         return losses, result

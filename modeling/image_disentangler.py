@@ -267,3 +267,15 @@ class ImageDisentangler(nn.Module):
         """Generator images -> re-ID input at ``size`` (height, width); differentiable."""
         unit = self._resize((generated + 1) / 2, size)
         return (unit - self.pixel_mean) / self.pixel_std
+
+    def swap_onto(self, images, swapped, reconstructed):
+        """The re-ID images with the change of domain painted on: x_i + up(x_ij - x_ii).
+
+        The generator works at a lower resolution than the re-ID model and
+        blurs what it redraws; the difference between its swap and its own
+        reconstruction is the domain change alone, which, added to the sharp
+        real image, keeps every detail the generator could not draw.
+        """
+        unit = images * self.pixel_std + self.pixel_mean
+        change = self._resize((swapped - reconstructed) / 2, images.shape[-2:])
+        return ((unit + change).clamp(0, 1) - self.pixel_mean) / self.pixel_std

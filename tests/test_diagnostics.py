@@ -105,6 +105,10 @@ class _StandInDisentangler(nn.Module):
     def to_reid(self, generated, size):
         return generated
 
+    @staticmethod
+    def swap_onto(images, swapped, reconstructed):
+        return images + swapped - reconstructed
+
     def encode_domain(self, x):
         return x.mean(dim=(2, 3))
 
@@ -141,12 +145,13 @@ def fast_judge(monkeypatch):
     monkeypatch.setattr(diagnostics_module, "JUDGE_STEPS", 80)
 
 
-@pytest.mark.parametrize("hides_domain, swaps", [(True, True), (False, False)])
-def test_image_level_diagnostics_give_the_known_answers(tmp_path, fast_judge, hides_domain, swaps):
+@pytest.mark.parametrize("hides_domain, swaps, onto_real", [(True, True, True), (True, True, False),
+                                                             (False, False, False)])
+def test_image_level_diagnostics_give_the_known_answers(tmp_path, fast_judge, hides_domain, swaps, onto_real):
     records = _records(tmp_path)
     data = SimpleNamespace(train_records=records, num_domains=2)
     image_level = SimpleNamespace(disentangler=_StandInDisentangler(hides_domain, swaps),
-                                  criterion=ImageDisentangleLoss(w_rec=1.0))
+                                  criterion=ImageDisentangleLoss(w_rec=1.0), swap_onto_real=onto_real)
     torch.manual_seed(0)
     diagnostics = Diagnostics(_cfg(), data, Precision(device=torch.device("cpu")), image_level)
     result = diagnostics(_ColourBlindReID())

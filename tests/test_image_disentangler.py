@@ -343,7 +343,8 @@ SKIP_CASES = [
     (("W_CYC", "W_CODE"), ALL_TERMS - {"img_cyc", "img_code"}, (B, B, 2 * B), 1),
     (("W_CYC", "W_CODE", "W_DOM"), {"img_rec", "img_adv", "img_mi", "gen_id", "gen_triplet"},
      (B, B, 2 * B), 1),
-    (("W_REC",), ALL_TERMS - {"img_rec"}, (2 * B, 2 * B, 2 * B), 1),
+    # x_ii is still decoded: the swaps are painted onto the real images (SWAP_IMAGE onto_real).
+    (("W_REC",), ALL_TERMS - {"img_rec"}, (2 * B, 2 * B, 3 * B), 1),
     (("W_GEN",), ALL_TERMS - {"gen_id", "gen_triplet"}, (2 * B, 2 * B, 3 * B), 0),
     (("W_CYC", "W_CODE", "W_DOM", "W_GEN"), {"img_rec", "img_adv", "img_mi"}, (B, B, B), 0),
     (("W_REC", "W_CYC", "W_CODE", "W_DOM", "W_GEN", "W_MI"), {"img_adv"}, (B, 0, 0), 0),

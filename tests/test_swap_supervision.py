@@ -305,3 +305,23 @@ def test_ramps():
     # 2 / (1 + e^-10 x 0.5) - 1 at half-way.
     assert dann_ramp(0.5, 2.0) == pytest.approx(2.0 * (2 / (1 + math.exp(-5)) - 1))
     assert dann_ramp(1.0) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_swap_onto_real_adds_the_generators_domain_change_to_the_sharp_image():
+    from modeling.image_disentangler import ImageDisentangler
+
+    cfg = _cfg()
+    net = ImageDisentangler(cfg, 2)
+    mean = torch.tensor(cfg.INPUT.PIXEL_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(cfg.INPUT.PIXEL_STD).view(1, 3, 1, 1)
+    unit = torch.rand(2, 3, 2 * SIZE, 2 * SIZE) * 0.5 + 0.25
+    images = (unit - mean) / std
+    reconstructed = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
+    # No change of domain: the real image, every pixel.
+    torch.testing.assert_close(net.swap_onto(images, reconstructed, reconstructed), images)
+    # A swap 0.2 brighter in generator range ([-1, 1]) is 0.1 brighter in [0, 1], at the re-ID size.
+    out = net.swap_onto(images, reconstructed + 0.2, reconstructed)
+    torch.testing.assert_close(out * std + mean, unit + 0.1, atol=1e-5, rtol=0)
+    # Clipped to the pixel range.
+    bright = net.swap_onto(images, reconstructed + 2.0, reconstructed)
+    torch.testing.assert_close(bright * std + mean, torch.ones_like(unit), atol=1e-5, rtol=0)
