@@ -1,7 +1,9 @@
 """Running the tools as a user does (a subprocess, a config file), and training in-process with its exact losses."""
 import contextlib
+import io
 import logging
 import os
+import runpy
 import subprocess
 import sys
 
@@ -94,3 +96,28 @@ def train_and_read_losses(cfg):
         logger.removeHandler(handler)
         logger.setLevel(level)
     return [line for line in handler.lines if line.startswith("iteration ")], metrics
+
+
+def run_tool_in_process(tool, *args):
+    """(exit code, stdout, stderr) of tools/<tool> run in this process, as ``run_tool`` gives them.
+
+    For runs that stop early, where a new interpreter (importing torch again costs seconds on a
+    loaded machine) adds nothing: the entry point, run_cli and its exit code are the same.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    argv = sys.argv
+    sys.argv = [tool, *map(str, args)]
+    code = None
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), one_thread():
+            runpy.run_path(os.path.join(REPO, "tools", tool), run_name="__main__")
+    except SystemExit as exited:
+        code = exited.code
+    finally:
+        sys.argv = argv
+        # The tool's handlers write to this call's buffers and files; later tests set up their own.
+        for name in ("jifd", "py.warnings"):
+            for handler in list(logging.getLogger(name).handlers):
+                logging.getLogger(name).removeHandler(handler)
+                handler.close()
+    return code, out.getvalue(), err.getvalue()
