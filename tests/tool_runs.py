@@ -102,9 +102,10 @@ def run_tool_in_process(tool, *args):
     """(exit code, stdout, stderr) of tools/<tool> run in this process, as ``run_tool`` gives them.
 
     For runs that stop early, where a new interpreter (importing torch again costs seconds on a
-    loaded machine) adds nothing: the entry point, run_cli and its exit code are the same.
+    loaded machine) adds nothing: the entry point, run_cli and its exit code are the same. stdout and
+    stderr are strict UTF-8 streams, as a process's are under a UTF-8 locale.
     """
-    out, err = io.StringIO(), io.StringIO()
+    out, err = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict") for _ in range(2))
     argv = sys.argv
     sys.argv = [tool, *map(str, args)]
     code = None
@@ -115,9 +116,13 @@ def run_tool_in_process(tool, *args):
         code = exited.code
     finally:
         sys.argv = argv
-        # The tool's handlers write to this call's buffers and files; later tests set up their own.
+        # The tool's handlers write to this call's streams and files; later tests set up their own.
         for name in ("jifd", "py.warnings"):
             for handler in list(logging.getLogger(name).handlers):
                 logging.getLogger(name).removeHandler(handler)
                 handler.close()
-    return code, out.getvalue(), err.getvalue()
+    texts = []
+    for stream in (out, err):
+        stream.flush()
+        texts.append(stream.buffer.getvalue().decode("utf-8"))
+    return code, *texts

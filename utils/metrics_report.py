@@ -3,6 +3,7 @@ import json
 import os
 
 from .atomic_io import atomic_write_text
+from .file_faults import reported_write_faults
 
 REPORTED = (("mAP", "mAP"), ("rank1", "Rank-1"), ("rank5", "Rank-5"), ("rank10", "Rank-10"), ("mINP", "mINP"))
 
@@ -47,6 +48,9 @@ def plot_cmc(output_dir, metrics, label=""):
     if label:
         ax.legend(loc="lower right")
     path = os.path.join(output_dir, "cmc.png")
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        with reported_write_faults(path):
+            fig.savefig(path)
+    finally:
+        plt.close(fig)
     return path
