@@ -170,10 +170,4 @@ def load_cfg(config_file="", opts=()):
     return cfg
 
 
-def dump_cfg(cfg, path):
-    """Write the full configuration of a run, so that it can be repeated."""
-    with open(path, "w") as handle:
-        handle.write(cfg.dump())
-
-
-__all__ = ["CfgNode", "ConfigError", "get_default_cfg", "load_cfg", "dump_cfg"]
+__all__ = ["CfgNode", "ConfigError", "get_default_cfg", "load_cfg"]
