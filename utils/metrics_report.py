@@ -23,6 +23,10 @@ def write_metrics_json(output_dir, metrics, dataset, weight):
     record["cmc"] = [float(v) for v in metrics["cmc"]]
     record["num_query"] = int(metrics["num_query"])
     record["num_gallery"] = int(metrics["num_gallery"])
+    # Test images that could not be read and were evaluated as blank images.
+    for key in ("unreadable_query", "unreadable_gallery"):
+        if key in metrics:
+            record[key] = int(metrics[key])
     record["dataset"] = dataset
     record["weight"] = weight
     path = os.path.join(output_dir, "metrics.json")
