@@ -188,3 +188,35 @@ def test_make_demo_data_tool(tmp_path, monkeypatch, capsys):
     assert _run_tool(monkeypatch, "--root", str(tmp_path / "bad"), "--scale", "0") == 2
     assert capsys.readouterr().err.strip() == "error: --scale must be positive, got 0.0"
     assert not os.path.exists(tmp_path / "bad")
+
+
+def test_a_missing_split_comes_back_alone_and_a_users_files_are_kept(tmp_path):
+    root = tmp_path / "datasets"
+    ensure_demo_data(_cfg(root, seed=1), **TINY)
+    query = root / "opri" / "image_query"
+    original = {name: (query / name).read_bytes() for name in os.listdir(query)}
+    mine = root / "veri" / "image_train" / "my_notes.txt"
+    mine.write_text("mine")
+    for name in os.listdir(query):
+        os.remove(query / name)
+    os.rmdir(query)
+    others = {path: os.stat(os.path.join(root, path)).st_mtime_ns for path in _files(str(root))
+              if path != MARKER_NAME}
+
+    ensure_demo_data(_cfg(root, seed=1), **TINY)
+    assert {name: (query / name).read_bytes() for name in os.listdir(query)} == original
+    assert mine.read_text() == "mine"
+    assert all(os.stat(os.path.join(root, path)).st_mtime_ns == stamp for path, stamp in others.items())
+    assert len(read_marker(str(root))["files"]) == len(_files(str(root))) - 2  # the marker and my_notes.txt
+
+
+def test_replacing_a_tree_that_holds_a_users_file_deletes_nothing(tmp_path):
+    root = tmp_path / "datasets"
+    ensure_demo_data(_cfg(root, seed=1), **TINY)
+    mine = root / "opri" / "image_test" / "0001_c001_00000000_9.jpg"
+    mine.write_bytes(b"my own photo")
+    before = _files(str(root))
+    with pytest.raises(UserError, match=rf"holds demo data of seed 1 with files the demo generator did not write, "
+                                        rf"e\.g\. {re.escape(str(mine))}; nothing was deleted"):
+        ensure_demo_data(_cfg(root, seed=2), **TINY)
+    assert _files(str(root)) == before
