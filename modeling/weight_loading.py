@@ -63,7 +63,8 @@ def non_finite_tensors(obj, prefix=""):
         items = enumerate(obj)
     else:
         return []
-    return [path for key, value in items for path in non_finite_tensors(value, f"{prefix}.{key}" if prefix else str(key))]
+    return [path for key, value in items
+            for path in non_finite_tensors(value, f"{prefix}.{key}" if prefix else str(key))]
 
 
 def check_finite(obj, name):

@@ -184,7 +184,8 @@ def test_16_bit_images_decode_to_their_grey_and_check_dataset_reports_them(tree,
     assert np.asarray(read_image(str(path))).tolist()[0][0] == [128, 128, 128]
     data = make_tree(str(tmp_path / "data"))
     _png16(os.path.join(data, "opri", "image_test", "0002_c002_00000000_7.png"), 20000)
-    cfg = small_run_cfg(data, tmp_path / "out", "DATASETS.OPRI.PATTERN", r"^(?P<pid>\d+)_c(?P<camid>\d+)_\d+_\d+\.(jpg|png)$")
+    cfg = small_run_cfg(data, tmp_path / "out",
+                        "DATASETS.OPRI.PATTERN", r"^(?P<pid>\d+)_c(?P<camid>\d+)_\d+_\d+\.(jpg|png)$")
     gallery = [report for report in check_datasets(cfg) if report.title == "Opri gallery"][0]
     assert not gallery.errors and gallery.images == 5
     assert ("1 image(s) have 16 bits per channel and are read scaled to 8 bits: 0002_c002_00000000_7.png"
