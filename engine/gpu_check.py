@@ -315,7 +315,9 @@ def check_two_processes(report, config_path, device, iterations=2):
             with open(result_path) as handle:
                 result = json.load(handle)
         except Exception as err:  # the check reports any failure of the other processes as its result
-            return report.add(f"two processes ({backend})", False, f"{type(err).__name__}: {str(err).splitlines()[0]}")
+            # A spawned process's error arrives as its whole traceback: its last line says what failed.
+            lines = [line for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+            return report.add(f"two processes ({backend})", False, lines[-1].strip())
         finally:
             logging.disable(logging.NOTSET)
     name = os.path.relpath(config_path)
