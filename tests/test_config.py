@@ -78,7 +78,7 @@ def test_values_that_would_fail_later_are_refused_in_one_line(opts, message):
     assert str(err.value).startswith(message), str(err.value)
 
 
-def test_config_files_that_hold_no_mapping_are_one_line_errors_of_the_tools(tmp_path):
+def test_config_mistakes_are_one_line_errors_of_the_tools(tmp_path):
     from tool_runs import assert_user_error, run_tool_in_process
 
     files = {"list.yml": b"- SOLVER\n- MODEL\n", "scalar.yml": b"5\n", "binary.yml": b"\x89PNG\r\n\x1a\n\x00\x00",
@@ -94,3 +94,8 @@ def test_config_files_that_hold_no_mapping_are_one_line_errors_of_the_tools(tmp_
     for name, message in expected.items():
         path = str(tmp_path / name)
         assert_user_error(run_tool_in_process("train.py", "--config_file", path), f"error: {path}: {message}")
+    for key, value in (("SOLVER.MAX_EPOCHS", 0), ("SOLVER.MAX_EPOCHS", -1), ("DATALOADER.NUM_INSTANCE", 0),
+                       ("DATALOADER.NUM_WORKERS", -1), ("TEST.IMS_PER_BATCH", 0), ("SOLVER.ITERS_PER_EPOCH", -1)):
+        assert_user_error(run_tool_in_process("train.py", "OUTPUT_DIR", tmp_path / "run", key, value),
+                          f"error: {key} = {value} must be at least")
+    assert not (tmp_path / "run").exists()

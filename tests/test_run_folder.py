@@ -20,7 +20,8 @@ from engine.checkpointing import NonFiniteWeightsError, _CheckedSaver, newest_go
 from engine.run_folder import LOCK_NAME, RunFolderLock
 from engine.trainer import do_train
 from tiny_datasets import make_tree
-from tool_runs import assert_user_error, finish, one_thread, run_tool_in_process, start_tool, write_config
+from tool_runs import (assert_user_error, files_under, finish, one_thread, run_tool_in_process, start_tool,
+                       write_config)
 from utils.errors import UserError
 
 
@@ -29,17 +30,6 @@ def _cfg(root, out, *overrides):
                         "SOLVER.WARMUP_ITERS", 0, "SOLVER.STEPS", [5], "SOLVER.CHECKPOINT_PERIOD", 1,
                         "SOLVER.EVAL_PERIOD", 0, "SOLVER.LOG_PERIOD", 1, *overrides)
     return cfg
-
-
-def _snapshot(folder):
-    """{name: bytes} of every file under ``folder``."""
-    found = {}
-    for parent, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(parent, name)
-            with open(path, "rb") as handle:
-                found[os.path.relpath(path, folder)] = handle.read()
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +71,12 @@ def test_a_second_run_on_a_held_folder_is_refused_and_the_first_completes(live_r
             return False
 
     _wait_for(holder_written, process, "lock")
-    before = _snapshot(out)
+    before = files_under(out)
     line = assert_user_error(run_tool_in_process("train.py", "--config_file", config),
                              f"OUTPUT_DIR {out} is in use by another run: pid {process.pid} on host "
                              f"{socket.gethostname()}, started ", "set OUTPUT_DIR to another folder")
     assert "tools/train.py --config_file" in line
-    after = _snapshot(out)
+    after = files_under(out)
     # The refused run wrote nothing: files the first run had written then are as they were.
     assert all(after.get(name, data) == data or name in ("log.txt", LOCK_NAME) for name, data in before.items())
     code, stdout, stderr = finish(process)
@@ -132,14 +122,14 @@ def test_resume_into_another_runs_folder_is_refused_and_leaves_it_unchanged(trai
     for name in ("checkpoint_1.pt", "checkpoint_2.pt", "checkpoint_3.pt", "model_final.pth", "metrics.json",
                  "config.yaml", "log.txt"):
         (run_b / name).write_bytes(os.urandom(64) + name.encode())
-    before_a, before_b = _snapshot(run_a), _snapshot(run_b)
+    before_a, before_b = files_under(run_a), files_under(run_b)
     config = os.path.join(run_a, "config.yaml")
     assert_user_error(run_tool_in_process("train.py", "--config_file", config, "--resume", run_a,
                                           "OUTPUT_DIR", str(run_b), "SOLVER.MAX_EPOCHS", 2),
                       f"--resume {run_a} continues the run in {run_a}, but OUTPUT_DIR is {run_b}",
                       "writes only into its own folder")
-    assert _snapshot(run_b) == before_b
-    assert _snapshot(run_a) == before_a
+    assert files_under(run_b) == before_b
+    assert files_under(run_a) == before_a
 
 
 def test_resume_writes_into_its_own_folder_and_applies_or_refuses_each_changed_key(trained_run, tmp_path):

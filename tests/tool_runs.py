@@ -17,6 +17,17 @@ ONE_THREAD_ENV = dict(os.environ, OMP_NUM_THREADS="1")
 TIMEOUT = 600
 
 
+def files_under(root):
+    """{path relative to ``root``: bytes} of every file under ``root``, to compare a folder before and after."""
+    found = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as handle:
+                found[os.path.relpath(path, root)] = handle.read()
+    return found
+
+
 def write_config(cfg, path):
     """``cfg`` as a YAML file a tool can take with --config_file."""
     path = str(path)
