@@ -272,10 +272,14 @@ class RunFolder:
 
     def accept(self, to_load):
         """The restored run continues: the optimiser and schedule keys of the config are set over the
-        checkpoint's, and config.yaml now describes the run."""
+        checkpoint's, and config.yaml now describes the run.
+
+        Set whether or not they changed (unchanged, they are the restored values exactly), so that every
+        process of a multi-process run applies the same values, whenever it read config.yaml.
+        """
+        _apply_solver_config(self.cfg, to_load)
         changed = [change for change in self.changes if change[0] in APPLIED_OVER_CHECKPOINT]
         if changed:
-            _apply_solver_config(self.cfg, to_load)
             logger.info("applied over the checkpoint's optimiser and schedule: %s; learning rate now %.3g",
                         _listed(changed), to_load["optimizer"].param_groups[0]["lr"])
         self._write_config()
