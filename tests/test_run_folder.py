@@ -39,7 +39,7 @@ def live_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("live_runs")
     root = make_tree(str(tmp / "data"))
     runs = {}
-    for name, epochs, iterations in (("held", 3, 4), ("terminated", 1, 200)):
+    for name, epochs, iterations in (("held", 2, 2), ("terminated", 1, 200)):
         cfg = _cfg(root, tmp / name, "SOLVER.MAX_EPOCHS", epochs, "SOLVER.ITERS_PER_EPOCH", iterations,
                    "SOLVER.EVAL_PERIOD", epochs)
         config = write_config(cfg, tmp / f"{name}.yml")
