@@ -29,6 +29,13 @@ CHOICES = {
     "SOLVER.WARMUP_METHOD": ("linear", "constant"),
     "SOLVER.AMP": ("auto", "off", "fp16", "bf16"),
     "DISENTANGLE.DOMAIN_LABEL": ("auto", "dataset", "camera"),
+    "DATASETS.DEMO_PRESET": ("demo", "bench"),
+    "DATALOADER.SOURCE_BALANCED": ("auto", "yes", "no"),
+    "MODEL.MIXSTYLE.MIX": ("crossdomain", "random"),
+    "DISENTANGLE.IMAGE.SWAP_BN_STATS": ("frozen", "update"),
+    "DISENTANGLE.IMAGE.ADVERSARY": ("mmd", "confusion", "reversal"),
+    "DISENTANGLE.IMAGE.TEACHER": ("ema", "checkpoint", "none"),
+    "DISENTANGLE.IMAGE.TEACHER_INPUT": ("real", "swap"),
     "TEST.RE_RANKING": ("yes", "no"),
     "TEST.NECK_FEAT": ("after", "before"),
     "TEST.FEAT_NORM": ("yes", "no"),
@@ -93,8 +100,15 @@ def _validate(cfg):
         raise ConfigError("DATASETS.TARGET = 'vehiclex': VehicleX has no query/gallery split")
     if len(set(sources)) != len(sources):
         raise ConfigError(f"DATASETS.SOURCES names a dataset twice: {list(cfg.DATASETS.SOURCES)}")
+    validation = cfg.DATASETS.VALIDATION.lower()
+    if validation and (validation not in DATASET_NAMES or validation == "vehiclex"):
+        raise ConfigError(f"DATASETS.VALIDATION = {validation!r}: name a dataset with a query/gallery split "
+                          "(veri or opri), or '' for none")
     for key in ("INPUT.SIZE_TRAIN", "INPUT.SIZE_TEST", "DISENTANGLE.IMAGE.SIZE"):
         size = _lookup(cfg, key)
+        # An empty generator size means the re-ID input size.
+        if key == "DISENTANGLE.IMAGE.SIZE" and not size:
+            continue
         if len(size) != 2 or min(size) <= 0:
             raise ConfigError(f"{key} = {list(size)} must be [height, width] with positive values")
     if cfg.DATALOADER.SAMPLER == "softmax_triplet" and cfg.SOLVER.IMS_PER_BATCH % cfg.DATALOADER.NUM_INSTANCE:

@@ -49,8 +49,10 @@ from .runtime import Precision, resolve_precision
 from .train_step import TrainStep
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
-# Every check: no ImageNet file, no swap pictures, no generator warm-up.
-_ALWAYS = ["MODEL.PRETRAIN_CHOICE", "none", "DISENTANGLE.IMAGE.VIS_PERIOD", 0, "DISENTANGLE.IMAGE.WARMUP_ITERS", 0]
+# Every check: no ImageNet file, no swap pictures, no generator warm-up (nor its cache), and L_gen at its
+# full weight from the first step, so that the step measured is the whole step.
+_ALWAYS = ["MODEL.PRETRAIN_CHOICE", "none", "DISENTANGLE.IMAGE.VIS_PERIOD", 0, "DISENTANGLE.IMAGE.WARMUP_ITERS", 0,
+           "DISENTANGLE.IMAGE.WARMUP_CACHE", "", "DISENTANGLE.IMAGE.GEN_RAMP_ITERS", 0]
 # The CPU's small size.
 _SMALL = ["MODEL.NAME", "resnet18", "INPUT.SIZE_TRAIN", [64, 64], "INPUT.SIZE_TEST", [64, 64],
           "SOLVER.IMS_PER_BATCH", 16, "DISENTANGLE.IMAGE.SIZE", [32, 32], "DISENTANGLE.IMAGE.BASE_CHANNELS", 8]
@@ -134,22 +136,22 @@ class Parts:
     extensions: dict
 
 
-def build_parts(cfg, precision, num_classes, num_domains, seed=0):
+def build_parts(cfg, precision, num_classes, num_domains, total_iters, seed=0):
+    """The parts of a run of ``total_iters`` training iterations (the JIFD ramps' length)."""
     torch.manual_seed(seed)
     model = precision.prepare_model(build_model(cfg, num_classes))
     reid_loss = make_loss(cfg, num_classes).to(precision.device)
     center_optimizer = make_center_optimizer(cfg, reid_loss.center_criterion) if reid_loss.center_criterion else None
     data = SimpleNamespace(num_classes=num_classes, num_domains=num_domains, train_records=[])
     return Parts(model, reid_loss, make_optimizer(cfg, model), center_optimizer,
-                 build_extensions(cfg, data, model, precision.device))
+                 build_extensions(cfg, data, model, reid_loss, precision.device, total_iters))
 
 
 def trained_modules(parts):
     """name -> module of everything the step trains: the model, the center loss, each extension's networks."""
     modules = {"model": parts.model, "center loss": parts.reid_loss}
     for name, extension in parts.extensions.items():
-        modules.update({f"{name}.{key}": value for key, value in vars(extension).items()
-                        if isinstance(value, torch.nn.Module)})
+        modules.update({f"{name}.{type(module).__name__}": module for module in extension.modules()})
     return {name: module for name, module in modules.items()
             if any(param.requires_grad for param in module.parameters())}
 
@@ -177,7 +179,7 @@ def losses_of(parts, batch, precision, seed=0):
 def check_precision(report, cfg, precision, sizes, batch):
     """The low-precision loss against fp32's, same weights (copies of one model) and same batch."""
     low = precision.dtype or torch.bfloat16
-    parts = build_parts(cfg, precision, *sizes)
+    parts = build_parts(cfg, precision, *sizes, total_iters=1)
     fp32 = losses_of(copy.deepcopy(parts), batch, Precision(precision.device, None, precision.channels_last))
     reduced = losses_of(copy.deepcopy(parts), batch, Precision(precision.device, low, precision.channels_last))
     reference, value = sum(fp32.values()), sum(reduced.values())
@@ -200,7 +202,7 @@ def _peak_memory_mb(device):
 def check_training(report, cfg, precision, sizes, batch, iterations):
     """``iterations`` steps of the trainer's step on ``batch``: speed, memory, finite losses, every optimiser moved."""
     device = precision.device
-    parts = build_parts(cfg, precision, *sizes)
+    parts = build_parts(cfg, precision, *sizes, total_iters=iterations + 1)
     step = TrainStep(parts.model, parts.reid_loss, parts.optimizer, parts.center_optimizer, precision,
                      parts.extensions.values(), center_loss_weight=cfg.SOLVER.CENTER_LOSS_WEIGHT)
     modules = trained_modules(parts)
@@ -283,7 +285,7 @@ def _two_process_worker(local_rank, config_path, device_type, iterations, result
     cfg = check_cfg(config_path, device_type)
     precision = resolve_precision(cfg, device)
     sizes = _sizes(cfg)
-    parts = build_parts(cfg, precision, *sizes)
+    parts = build_parts(cfg, precision, *sizes, total_iters=iterations)
     step = TrainStep(wrap_model(parts.model), parts.reid_loss, parts.optimizer, parts.center_optimizer, precision,
                      parts.extensions.values(), center_loss_weight=cfg.SOLVER.CENTER_LOSS_WEIGHT)
     average_gradients_outside_ddp([module for name, module in trained_modules(parts).items() if name != "model"])

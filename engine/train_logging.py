@@ -52,10 +52,16 @@ class Reporter:
             self.writer.add_scalar("train/lr", lr, iteration)
 
     def log_evaluation(self, epoch, metrics):
-        if self.writer is not None:
-            for name in ("mAP", "rank1", "rank5", "rank10", "mINP"):
-                self.writer.add_scalar(f"target/{name}", metrics[name], epoch)
-            self.writer.flush()
+        """The target's numbers, and those of "validation" and "diagnostics" when present."""
+        if self.writer is None:
+            return
+        for group, values in (("target", metrics), ("validation", metrics.get("validation"))):
+            if values is not None:
+                for name in ("mAP", "rank1", "rank5", "rank10", "mINP"):
+                    self.writer.add_scalar(f"{group}/{name}", values[name], epoch)
+        for name, value in metrics.get("diagnostics", {}).items():
+            self.writer.add_scalar(f"diagnostics/{name}", value, epoch)
+        self.writer.flush()
 
     def close(self):
         if self.writer is not None:

@@ -17,6 +17,7 @@ from utils.errors import UserError
 from utils.metrics_report import format_metrics_table, plot_cmc, write_metrics_json
 
 from .checkpointing import make_checkpoint_handler
+from .diagnostics import Diagnostics, format_diagnostics
 from .distributed import (average_gradients_outside_ddp, broadcast_buffers, is_main_process, process_device,
                           wrap_model)
 from .evaluator import evaluate
@@ -46,11 +47,6 @@ class EpochData:
 
 def _is_due(epoch, period, max_epochs):
     return epoch == max_epochs or (period > 0 and epoch % period == 0)
-
-
-def _modules_of(extension):
-    """The networks an extension trains: every nn.Module it holds."""
-    return [value for value in vars(extension).values() if isinstance(value, torch.nn.Module)]
 
 
 def _check_resumable(trainer, path, max_epochs, epoch_length):
@@ -96,7 +92,11 @@ def _train(cfg, resume):
         center_optimizer = make_center_optimizer(cfg, reid_loss.center_criterion)
     scheduler = WarmupMultiStepLR(optimizer, cfg.SOLVER.STEPS, cfg.SOLVER.GAMMA, cfg.SOLVER.WARMUP_FACTOR,
                                   cfg.SOLVER.WARMUP_ITERS, cfg.SOLVER.WARMUP_METHOD)
-    extensions = build_extensions(cfg, data, model, device)
+    max_epochs = cfg.SOLVER.MAX_EPOCHS
+    epoch_length = cfg.SOLVER.ITERS_PER_EPOCH or len(data.train_loader)
+    extensions = build_extensions(cfg, data, model, reid_loss, device, total_iters=max_epochs * epoch_length)
+    diagnostics = (Diagnostics(cfg, data, precision, extensions.get("image_level"))
+                   if cfg.SOLVER.DIAGNOSTICS and main_process else None)
 
     step = TrainStep(model, reid_loss, optimizer, center_optimizer, precision, extensions.values(),
                      center_loss_weight=cfg.SOLVER.CENTER_LOSS_WEIGHT)
@@ -112,8 +112,6 @@ def _train(cfg, resume):
     if step.scaler.is_enabled():
         to_save["grad_scaler"] = step.scaler
     to_save.update(extensions)
-    max_epochs = cfg.SOLVER.MAX_EPOCHS
-    epoch_length = cfg.SOLVER.ITERS_PER_EPOCH or len(data.train_loader)
     if resume:
         path = run_folder.restore(to_save)
         _check_resumable(trainer, path, max_epochs, epoch_length)
@@ -122,7 +120,7 @@ def _train(cfg, resume):
     # After restoring, so that DDP starts every process from the same weights.
     step.model = wrap_model(model)
     average_gradients_outside_ddp([reid_loss] + [module for extension in extensions.values()
-                                                 for module in _modules_of(extension)])
+                                                 for module in extension.modules()])
     if not resume:
         # A resumed run restored its extensions' warmed-up state with the checkpoint.
         for extension in extensions.values():
@@ -162,13 +160,20 @@ def _train(cfg, resume):
             started = time.time()
             broadcast_buffers(model)
             metrics = evaluate(cfg, model, data, precision)
+            logger.info("%s\n(evaluated in %.1f s)",
+                        format_metrics_table(metrics, f"Epoch {epoch}: {cfg.DATASETS.TARGET} query/gallery"),
+                        time.time() - started)
+            if data.validation is not None:
+                metrics["validation"] = evaluate(cfg, model, data.validation, precision)
+                logger.info("%s", format_metrics_table(
+                    metrics["validation"], f"Epoch {epoch}: validation, {cfg.DATASETS.VALIDATION} query/gallery"))
+            if diagnostics is not None:
+                metrics["diagnostics"] = diagnostics(model)
+                logger.info("Epoch %d diagnostics: %s", epoch, format_diagnostics(metrics["diagnostics"]))
             last_metrics.clear()
             last_metrics.update(metrics)
             if reporter is not None:
                 reporter.log_evaluation(epoch, metrics)
-            logger.info("%s\n(evaluated in %.1f s)",
-                        format_metrics_table(metrics, f"Epoch {epoch}: {cfg.DATASETS.TARGET} query/gallery"),
-                        time.time() - started)
 
     try:
         trainer.run(epoch_data, max_epochs=max_epochs, epoch_length=epoch_length)
@@ -181,7 +186,10 @@ def _train(cfg, resume):
     final_weights = os.path.join(output_dir, "model_final.pth")
     atomic_torch_save(model.state_dict(), final_weights)
     if last_metrics:
-        write_metrics_json(output_dir, last_metrics, cfg.DATASETS.TARGET, final_weights)
+        validation = last_metrics.get("validation")
+        write_metrics_json(output_dir, last_metrics, cfg.DATASETS.TARGET, final_weights,
+                           validation=(cfg.DATASETS.VALIDATION, validation) if validation else None,
+                           diagnostics=last_metrics.get("diagnostics"))
         plot_cmc(output_dir, last_metrics, label=cfg.DATASETS.TARGET)
         logger.info("metrics written to %s", os.path.join(output_dir, "metrics.json"))
     return last_metrics
