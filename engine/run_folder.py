@@ -5,7 +5,8 @@
   kernel releases it when that process dies, however it dies. A second run
   on a held folder is refused; a lock left by a process that is gone from
   this host is taken over with a warning; one written on another host is
-  refused, since its process cannot be checked from here.
+  refused, since its process cannot be checked from here. On a file system
+  without flock the pid alone says whether the holder lives.
 - --resume writes only into the folder it resumes; an OUTPUT_DIR naming
   another one is refused.
 - config.yaml describes the folder's checkpoints: a fresh run writes it at
@@ -17,6 +18,7 @@
 """
 import contextlib
 import datetime
+import errno
 import fcntl
 import json
 import logging
@@ -78,8 +80,19 @@ def _read_holder(fd):
     return holder if isinstance(holder, dict) else None
 
 
+def _pid_alive(pid):
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError, TypeError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _open_locked(path):
-    """An fd of ``path`` holding its flock, or (None, holder) when another process holds it."""
+    """(fd of ``path`` holding its flock, whether the file system has flock, None), or (None, True, holder)
+    when another process holds it."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -87,13 +100,17 @@ def _open_locked(path):
         except BlockingIOError:
             holder = _read_holder(fd)
             os.close(fd)
-            return None, holder
+            return None, True, holder
+        except OSError as err:
+            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise
+            return fd, False, None
         try:
             same_file = os.path.samestat(os.fstat(fd), os.stat(path))
         except FileNotFoundError:
             same_file = False
         if same_file:
-            return fd, None
+            return fd, True, None
         # The holder released and deleted the file between our open and our flock: lock the new one.
         os.close(fd)
 
@@ -105,12 +122,15 @@ class RunFolderLock:
         self.folder = folder
         self.path = os.path.join(folder, LOCK_NAME)
         make_folder(folder, "OUTPUT_DIR")
-        fd, holder = _open_locked(self.path)
+        fd, flock_works, holder = _open_locked(self.path)
         if fd is None:
-            raise UserError(f"OUTPUT_DIR {folder} is in use by another run: {_describe_holder(holder)}. Wait for it "
-                            "to end, or set OUTPUT_DIR to another folder")
+            self._refuse_busy(holder)
         previous = _read_holder(fd)
         host = socket.gethostname()
+        if (not flock_works and previous and previous.get("host") == host and previous.get("pid") != os.getpid()
+                and _pid_alive(previous.get("pid"))):
+            os.close(fd)
+            self._refuse_busy(previous)
         if previous and previous.get("host") != host:
             os.close(fd)
             raise UserError(f"OUTPUT_DIR {folder} is locked by {_describe_holder(previous)}, which cannot be checked "
@@ -125,6 +145,10 @@ class RunFolderLock:
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, json.dumps(record).encode("utf-8", "backslashreplace"))
         os.fsync(fd)
+
+    def _refuse_busy(self, holder):
+        raise UserError(f"OUTPUT_DIR {self.folder} is in use by another run: {_describe_holder(holder)}. Wait for "
+                        "it to end, or set OUTPUT_DIR to another folder")
 
     def release(self):
         # Deleted while still locked, so no other process can lock this file after we let it go.

@@ -4,6 +4,7 @@ is refused, a resume that changes the config says so, SIGTERM is logged, leftove
 Cases that stop before training run the tool in this process (tool_runs.run_tool_in_process); the two
 that need a live run (the lock, SIGTERM) start it as a subprocess, both at once.
 """
+import errno
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import torch
 
 from conftest import small_run_cfg
 from engine.checkpointing import NonFiniteWeightsError, _CheckedSaver, newest_good_checkpoint
+import engine.run_folder as run_folder
 from engine.run_folder import LOCK_NAME, RunFolderLock
 from engine.trainer import do_train
 from tiny_datasets import make_tree
@@ -176,7 +178,7 @@ def test_resume_writes_into_its_own_folder_and_applies_or_refuses_each_changed_k
     assert "BASE_LR: 0.0001" in written and "MAX_EPOCHS: 2" in written
 
 
-def test_the_lock_is_exclusive_and_a_dead_holders_lock_is_taken_over(tmp_path):
+def test_the_lock_is_exclusive_and_a_dead_holders_lock_is_taken_over(tmp_path, monkeypatch):
     held = RunFolderLock(str(tmp_path / "run"))
     try:
         with pytest.raises(UserError, match=rf"is in use by another run: pid {os.getpid()} on host"):
@@ -198,6 +200,19 @@ def test_the_lock_is_exclusive_and_a_dead_holders_lock_is_taken_over(tmp_path):
     (tmp_path / "run" / LOCK_NAME).write_text(json.dumps(other_host))
     with pytest.raises(UserError, match="which cannot be checked from this host .* If that run has ended, delete"):
         RunFolderLock(str(tmp_path / "run"))
+
+    # A file system without flock: the pid says whether the holder lives.
+    def no_flock(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(run_folder.fcntl, "flock", no_flock)
+    (tmp_path / "run" / LOCK_NAME).write_text(json.dumps(dict(stale, pid=os.getppid())))
+    with pytest.raises(UserError, match=rf"is in use by another run: pid {os.getppid()} on host"):
+        RunFolderLock(str(tmp_path / "run"))
+    (tmp_path / "run" / LOCK_NAME).write_text(json.dumps(stale))
+    lock = RunFolderLock(str(tmp_path / "run"))
+    assert lock.taken_over_from == stale
+    lock.release()
 
 
 def test_non_finite_weights_are_never_saved_nor_called_good(tmp_path):
