@@ -334,6 +334,9 @@ _C.TEST.MAX_RANK = 50
 _C.TEST.EVAL_MEMORY_MB = 512
 # Average the features of each image and its mirror
 _C.TEST.FLIP = False
+# Largest fraction of the query or of the gallery that may be unreadable (evaluated as blank images);
+# above it the evaluation refuses and writes no metrics
+_C.TEST.MAX_UNREADABLE = 0.01
 
 # -----------------------------------------------------------------------------
 # Misc

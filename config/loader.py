@@ -5,6 +5,7 @@ of the wrong type or outside its choices) becomes one ``ConfigError`` whose
 message names the key, so that tools can print it without a traceback.
 """
 import os
+import re
 
 import yaml
 from yacs.config import CfgNode
@@ -42,6 +43,23 @@ CHOICES = {
     "TEST.DISTANCE": ("euclidean", "cosine"),
 }
 DATASET_NAMES = ("veri", "vehiclex", "opri")
+# Keys with a smallest valid value; below it a loader, the sampler or the schedule would fail
+# later with a traceback, or (SOLVER.MAX_EPOCHS) a run would save an untrained model.
+MINIMUMS = {
+    "SOLVER.MAX_EPOCHS": 1,
+    "SOLVER.ITERS_PER_EPOCH": 0,
+    "SOLVER.IMS_PER_BATCH": 1,
+    "SOLVER.WARMUP_ITERS": 0,
+    "SOLVER.CHECKPOINT_PERIOD": 0,
+    "SOLVER.EVAL_PERIOD": 0,
+    "DATALOADER.NUM_WORKERS": 0,
+    "DATALOADER.NUM_INSTANCE": 1,
+    "INPUT.PADDING": 0,
+    "TEST.IMS_PER_BATCH": 1,
+    "TEST.MAX_RANK": 1,
+}
+_TYPE_MISMATCH = re.compile(r"^Type mismatch \(<class '([\w.]+)'> vs\. <class '([\w.]+)'>\).* for config key: (\S+)$",
+                            re.DOTALL)
 
 
 def get_default_cfg():
@@ -61,6 +79,17 @@ def _validate(cfg):
         value = _lookup(cfg, key)
         if value not in allowed:
             raise ConfigError(f"{key} = {value!r} is not one of {', '.join(map(repr, allowed))}")
+    for key, minimum in MINIMUMS.items():
+        value = _lookup(cfg, key)
+        if value < minimum:
+            raise ConfigError(f"{key} = {value} must be at least {minimum}")
+    for key in ("INPUT.PIXEL_MEAN", "INPUT.PIXEL_STD"):
+        if len(_lookup(cfg, key)) != 3:
+            raise ConfigError(f"{key} = {list(_lookup(cfg, key))} must hold 3 values, one per colour channel")
+    if min(cfg.INPUT.PIXEL_STD) <= 0:
+        raise ConfigError(f"INPUT.PIXEL_STD = {list(cfg.INPUT.PIXEL_STD)} must be positive: images are divided by it")
+    if not 0 <= cfg.TEST.MAX_UNREADABLE <= 1:
+        raise ConfigError(f"TEST.MAX_UNREADABLE = {cfg.TEST.MAX_UNREADABLE} must be a fraction in [0, 1]")
     sources = [s.lower() for s in cfg.DATASETS.SOURCES]
     if not sources:
         raise ConfigError("DATASETS.SOURCES is empty: name one or more of veri, vehiclex, opri")
@@ -96,7 +125,41 @@ def _yacs_message(err, origin):
     if text.startswith("Non-existent config key: "):
         key = text[len("Non-existent config key: "):]
         return f"{origin}: unknown config key {key} (see config/defaults.py for the keys)"
+    mismatch = _TYPE_MISMATCH.match(text)
+    if mismatch:
+        return f"{origin}: {_type_mismatch(*mismatch.groups())}"
     return f"{origin}: {text}"
+
+
+def _type_mismatch(expected, given, key):
+    """One line for yacs's type mismatch, which would print the whole default node of a section."""
+    default = _lookup(_C, key)
+    if isinstance(default, CfgNode):
+        shown = ", ".join(f"{key}.{name}" for name in list(default)[:3])
+        return f"{key} is a section of keys ({shown}, ...), not a single value"
+    return f"{key} takes a {expected.rsplit('.', 1)[-1]} (default {default!r}), not a {given.rsplit('.', 1)[-1]}"
+
+
+def _read_yaml(config_file):
+    """The mapping a YAML config file holds, or a ConfigError saying why it holds none."""
+    try:
+        with open(config_file, "rb") as handle:
+            raw = handle.read()
+    except OSError as err:
+        raise ConfigError(f"{config_file}: cannot be read ({err.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{config_file}: not a YAML text file (byte {raw[err.start]:#04x} at offset {err.start} "
+                          "is not UTF-8 text)") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{config_file}: not valid YAML ({err})") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{config_file}: holds a YAML {type(data).__name__}, not a mapping of keys "
+                          "(write sections and keys, e.g. 'SOLVER:' then '  BASE_LR: 0.001')")
+    return data or {}
 
 
 def load_cfg(config_file="", opts=()):
@@ -105,10 +168,9 @@ def load_cfg(config_file="", opts=()):
     if config_file:
         if not os.path.isfile(config_file):
             raise ConfigError(f"config file not found: {config_file}")
+        data = _read_yaml(config_file)
         try:
-            cfg.merge_from_file(config_file)
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{config_file}: not valid YAML ({err})") from None
+            cfg.merge_from_other_cfg(CfgNode(data))
         except (KeyError, ValueError, AssertionError, TypeError) as err:
             raise ConfigError(_yacs_message(err, config_file)) from None
     opts = list(opts)
@@ -123,10 +185,4 @@ def load_cfg(config_file="", opts=()):
     return cfg
 
 
-def dump_cfg(cfg, path):
-    """Write the full configuration of a run, so that it can be repeated."""
-    with open(path, "w") as handle:
-        handle.write(cfg.dump())
-
-
-__all__ = ["CfgNode", "ConfigError", "get_default_cfg", "load_cfg", "dump_cfg"]
+__all__ = ["CfgNode", "ConfigError", "get_default_cfg", "load_cfg"]

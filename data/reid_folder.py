@@ -24,6 +24,8 @@ JUNK_PID = -1
 # Bad file names are warned one by one up to this many, then summarised,
 # so that a wrong pattern does not flood the log with thousands of lines.
 MAX_NAME_WARNINGS = 5
+# Identities and cameras become int64 tensors when a batch is collated.
+_LARGEST_NUMBER = 2 ** 63 - 1
 
 
 class ImageRecord(NamedTuple):
@@ -41,9 +43,12 @@ class ImageRecord(NamedTuple):
 
 
 def compile_pattern(pattern, pattern_key):
-    """The file-name regex, checked for the ``pid`` and ``camid`` groups."""
+    """The file-name regex, checked for the ``pid`` and ``camid`` groups.
+
+    Compiled ASCII-only: \\d must not read full-width or other Unicode digits as ids.
+    """
     try:
-        regex = re.compile(pattern)
+        regex = re.compile(pattern, re.ASCII)
     except re.error as err:
         raise ConfigError(f"{pattern_key} = {pattern!r} is not a valid regular expression ({err})") from None
     missing = {"pid", "camid"} - set(regex.groupindex)
@@ -61,22 +66,38 @@ class FolderScan:
     records: list = field(default_factory=list)
     names: list = field(default_factory=list)
     bad_names: list = field(default_factory=list)
+    # Names whose identity or camera number does not fit in int64.
+    huge_numbers: list = field(default_factory=list)
+    # (name, why) of the entries named like images that are not files: broken links, folders.
+    not_files: list = field(default_factory=list)
     junk: int = 0
     other_files: int = 0
+
+
+def _not_a_file(entry):
+    if entry.is_symlink() and not os.path.exists(entry.path):
+        return "a broken symbolic link"
+    return "a folder" if entry.is_dir() else "not a regular file"
 
 
 def scan_split_folder(folder, regex):
     """Images of ``folder`` sorted by name, parsed with the compiled file-name ``regex``."""
     with os.scandir(folder) as entries:
-        files = [entry.name for entry in entries if entry.is_file() and not entry.name.startswith(".")]
+        entries = [entry for entry in entries if not entry.name.startswith(".")]
+    files = [entry.name for entry in entries if entry.is_file()]
     scan = FolderScan(names=sorted(name for name in files if name.lower().endswith(IMAGE_EXTENSIONS)))
     scan.other_files = len(files) - len(scan.names)
+    scan.not_files = sorted((entry.name, _not_a_file(entry)) for entry in entries
+                            if not entry.is_file() and entry.name.lower().endswith(IMAGE_EXTENSIONS))
     for name in scan.names:
         match = regex.fullmatch(name)
         if match is None:
             scan.bad_names.append(name)
             continue
         pid, camid = int(match["pid"]), int(match["camid"])
+        if max(abs(pid), abs(camid)) > _LARGEST_NUMBER:
+            scan.huge_numbers.append(name)
+            continue
         if pid == JUNK_PID:
             scan.junk += 1
             continue
@@ -94,22 +115,29 @@ def read_split_folder(folder, pattern, *, folder_key, pattern_key, strict=False)
     if not os.path.isdir(folder):
         raise UserError(f"image folder not found: {folder} (set {folder_key})")
     scan = scan_split_folder(folder, compile_pattern(pattern, pattern_key))
-    if strict and scan.bad_names:
-        raise UserError(
-            f"{os.path.join(folder, scan.bad_names[0])}: file name does not match {pattern_key} = {pattern!r} "
-            "(DATASETS.STRICT is on)")
+    skipped = skipped_entries(scan, pattern, pattern_key)
+    if strict and skipped:
+        name, reason = skipped[0]
+        raise UserError(f"{os.path.join(folder, name)}: {reason} (DATASETS.STRICT is on)")
 
-    for name in scan.bad_names[:MAX_NAME_WARNINGS]:
-        logger.warning("skipped %s: file name does not match %s = %r",
-                       os.path.join(folder, name), pattern_key, pattern)
-    if len(scan.bad_names) > MAX_NAME_WARNINGS:
-        logger.warning("skipped %d more files in %s whose names do not match %s",
-                       len(scan.bad_names) - MAX_NAME_WARNINGS, folder, pattern_key)
+    for name, reason in skipped[:MAX_NAME_WARNINGS]:
+        logger.warning("skipped %s: %s", os.path.join(folder, name), reason)
+    if len(skipped) > MAX_NAME_WARNINGS:
+        logger.warning("skipped %d more files in %s whose names do not match %s, or that are not image files",
+                       len(skipped) - MAX_NAME_WARNINGS, folder, pattern_key)
     if scan.junk:
         logger.info("dropped %d junk images (pid %d) in %s", scan.junk, JUNK_PID, folder)
     if not scan.records:
         raise UserError(no_records_message(folder, scan, pattern, pattern_key))
     return scan.records
+
+
+def skipped_entries(scan, pattern, pattern_key):
+    """(name, reason) of every entry of ``scan`` named like an image that gives no record (junk aside)."""
+    return ([(name, f"file name does not match {pattern_key} = {pattern!r}") for name in scan.bad_names]
+            + [(name, f"its identity or camera number does not fit in 64 bits ({pattern_key})")
+               for name in scan.huge_numbers]
+            + scan.not_files)
 
 
 def no_records_message(folder, scan, pattern, pattern_key):

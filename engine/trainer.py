@@ -8,7 +8,6 @@ import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 
-from config import dump_cfg
 from data import make_data_loaders
 from layers import make_loss
 from modeling import build_model
@@ -17,12 +16,13 @@ from utils.atomic_io import atomic_torch_save
 from utils.errors import UserError
 from utils.metrics_report import format_metrics_table, plot_cmc, write_metrics_json
 
-from .checkpointing import check_no_earlier_run, make_checkpoint_handler, restore
+from .checkpointing import make_checkpoint_handler
 from .diagnostics import Diagnostics, format_diagnostics
 from .distributed import (average_gradients_outside_ddp, broadcast_buffers, is_main_process, process_device,
                           wrap_model)
 from .evaluator import evaluate
 from .extensions import build_extensions
+from .run_folder import RunFolder, hold_run_folder, output_dir_for_resume
 from .runtime import resolve_device, resolve_precision, seed_epoch, seed_everything
 from .train_logging import attach_training_logs
 from .train_step import NonFiniteLossError, TrainStep
@@ -64,15 +64,19 @@ def do_train(cfg, resume=""):
     """Train as ``cfg`` says; return the metrics of the last evaluation.
 
     Under torchrun (engine.distributed) every process trains its share of
-    each batch; only rank 0 logs and writes files.
+    each batch; only rank 0 logs and writes files. OUTPUT_DIR is locked for
+    the run (engine.run_folder); a resume writes only into its own folder.
     """
+    if resume:
+        output_dir_for_resume(cfg, resume, output_dir_given=True)
+    with hold_run_folder(cfg.OUTPUT_DIR):
+        return _train(cfg, resume)
+
+
+def _train(cfg, resume):
     output_dir = cfg.OUTPUT_DIR
     main_process = is_main_process()
-    if not resume:
-        check_no_earlier_run(output_dir)
-    if main_process:
-        os.makedirs(output_dir, exist_ok=True)
-        dump_cfg(cfg, os.path.join(output_dir, "config.yaml"))
+    run_folder = RunFolder(cfg, resume)
     device = process_device(resolve_device(cfg.MODEL.DEVICE))
     precision = resolve_precision(cfg, device)
     logger.info("torch %s on %s, autocast %s, channels_last %s, %d process(es)", torch.__version__, device,
@@ -109,8 +113,9 @@ def do_train(cfg, resume=""):
         to_save["grad_scaler"] = step.scaler
     to_save.update(extensions)
     if resume:
-        path = restore(to_save, resume)
+        path = run_folder.restore(to_save)
         _check_resumable(trainer, path, max_epochs, epoch_length)
+        run_folder.accept(to_save)
         logger.info("resumed from %s at epoch %d", path, trainer.state.epoch)
     # After restoring, so that DDP starts every process from the same weights.
     step.model = wrap_model(model)

@@ -3,6 +3,7 @@ import json
 import os
 
 from .atomic_io import atomic_write_text
+from .file_faults import reported_write_faults
 
 REPORTED = (("mAP", "mAP"), ("rank1", "Rank-1"), ("rank5", "Rank-5"), ("rank10", "Rank-10"), ("mINP", "mINP"))
 
@@ -22,6 +23,10 @@ def metrics_record(metrics):
     record["cmc"] = [float(v) for v in metrics["cmc"]]
     record["num_query"] = int(metrics["num_query"])
     record["num_gallery"] = int(metrics["num_gallery"])
+    # Test images that could not be read and were evaluated as blank images.
+    for key in ("unreadable_query", "unreadable_gallery"):
+        if key in metrics:
+            record[key] = int(metrics[key])
     return record
 
 
@@ -62,6 +67,9 @@ def plot_cmc(output_dir, metrics, label=""):
     if label:
         ax.legend(loc="lower right")
     path = os.path.join(output_dir, "cmc.png")
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        with reported_write_faults(path):
+            fig.savefig(path)
+    finally:
+        plt.close(fig)
     return path

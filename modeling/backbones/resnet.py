@@ -9,7 +9,7 @@ import os
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
-from modeling.weight_loading import read_weights_file
+from modeling.weight_loading import check_weight_values, read_weights_file
 from utils.errors import UserError
 
 # torchvision's ImageNet weight files (IMAGENET1K_V1), named here so that an
@@ -105,4 +105,5 @@ def load_imagenet_weights(backbone, path):
             f"MODEL.PRETRAIN_PATH = {path!r} is not torchvision's ImageNet {backbone.arch} "
             f"state dict ({file_name}): {detail}. Check MODEL.NAME, or use MODEL.PRETRAIN_CHOICE "
             f"self for a re-ID checkpoint.")
+    check_weight_values(state, expected, f"MODEL.PRETRAIN_PATH = {path!r}")
     backbone.load_state_dict(state)
