@@ -18,7 +18,8 @@ CHANCE_RANK1 = 0.03
 
 RUNS = {
     "baseline": [],
-    "full_jifd": ["DATASETS.SOURCES", ["veri", "vehiclex"],
+    # Validated on the target's own split, so that both evaluations must agree.
+    "full_jifd": ["DATASETS.SOURCES", ["veri", "vehiclex"], "DATASETS.VALIDATION", "veri",
                   "DISENTANGLE.IMAGE.ENABLED", True, "DISENTANGLE.FEATURE.ENABLED", True,
                   "DISENTANGLE.IMAGE.VIS_PERIOD", 3],
 }
@@ -44,6 +45,15 @@ def test_training_learns_and_test_tool_reproduces_its_numbers(name, run_cfg, tmp
     assert set(written) >= {"mAP", "rank1", "rank5", "rank10", "mINP", "cmc", "num_query", "num_gallery",
                             "dataset", "weight"}
     assert written["num_query"] == 60 and len(written["cmc"]) == 50
+    diagnostics = written["diagnostics"]
+    assert 0.0 < diagnostics["domain_chance"] <= diagnostics["domain_probe_feature"] + 0.2
+    assert diagnostics["domain_probe_feature"] <= 1.0
+    if cfg.DISENTANGLE.IMAGE.ENABLED:
+        assert written["validation"]["mAP"] == pytest.approx(written["mAP"], abs=1e-6)
+        assert written["validation"]["dataset"] == "veri"
+        for key in ("domain_probe_c", "swap_domain_acc", "judge_real_acc", "swap_id_rank1", "real_id_rank1"):
+            assert 0.0 <= diagnostics[key] <= 1.0, key
+        assert diagnostics["mi_grad_ratio"] > 0
 
     test_dir = tmp_path / "test_out"
     command = [sys.executable, "tools/test.py", "--config_file", os.path.join(out, "config.yaml"),
