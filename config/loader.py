@@ -1,20 +1,23 @@
 """Builds the run's configuration from the defaults, a YAML file and overrides.
 
-Every mistake a user can make here (a missing file, a misspelt key, a value
-of the wrong type or outside its choices) becomes one ``ConfigError`` whose
-message names the key, so that tools can print it without a traceback.
+The YAML file and the ``KEY VALUE`` overrides go through one path: every
+key is looked up, translated when it is one of reid-strong-baseline's
+(config/rsb_compat.py), given the form of its default when it is a yes/no
+switch (config/switches.py), type-checked as yacs does, and set. Every
+mistake a user can make here (a missing file, a misspelt key, a value of the
+wrong type or outside its choices) becomes one ``ConfigError`` whose message
+names the key, with the nearest known key for a typo.
 """
+import difflib
 import os
 
 import yaml
-from yacs.config import CfgNode
+from yacs.config import CfgNode, _check_and_coerce_cfg_value_type
 
 from .defaults import _C
-
-
-class ConfigError(ValueError):
-    """A configuration mistake, with a message meant for the user."""
-
+from .errors import ConfigError
+from .rsb_compat import RSBKeys
+from .switches import coerce_switch
 
 # Keys whose values come from a closed set; checked after every merge.
 CHOICES = {
@@ -34,6 +37,8 @@ CHOICES = {
     "TEST.DISTANCE": ("euclidean", "cosine"),
 }
 DATASET_NAMES = ("veri", "vehiclex", "opri")
+# What a training run writes into OUTPUT_DIR first: its full configuration.
+RUN_CONFIG_NAME = "config.yaml"
 
 
 def get_default_cfg():
@@ -76,33 +81,102 @@ def _validate(cfg):
         raise ConfigError(f"SOLVER.STEPS = {list(cfg.SOLVER.STEPS)} must be increasing")
 
 
-def _yacs_message(err, origin):
-    text = str(err.args[0]) if err.args else str(err)
-    if text.startswith("Non-existent config key: "):
-        key = text[len("Non-existent config key: "):]
-        return f"{origin}: unknown config key {key} (see config/defaults.py for the keys)"
-    return f"{origin}: {text}"
+def _all_keys(node, prefix=""):
+    keys = []
+    for name, value in node.items():
+        full = f"{prefix}{name}"
+        keys += _all_keys(value, full + ".") if isinstance(value, CfgNode) else [full]
+    return keys
+
+
+def _unknown_key(cfg, key, origin):
+    guess = difflib.get_close_matches(key, _all_keys(cfg), n=1, cutoff=0.75)
+    hint = f"; did you mean {guess[0]}?" if guess else ""
+    return ConfigError(f"{origin}: unknown config key {key}{hint} (config/defaults.py lists the keys)")
+
+
+def _flatten(mapping, prefix=""):
+    """(dotted key, value) pairs of a nested dict read from YAML, in file order."""
+    pairs = []
+    for name, value in mapping.items():
+        full = f"{prefix}{name}"
+        pairs += _flatten(value, full + ".") if isinstance(value, dict) else [(full, value)]
+    return pairs
+
+
+class _Merger:
+    """Sets (key, value) pairs from YAML files and the command line into one config."""
+
+    def __init__(self):
+        self.cfg = get_default_cfg()
+        self.rsb = RSBKeys()
+
+    def merge(self, pairs, origin):
+        for key, raw in pairs:
+            value = CfgNode._decode_cfg_value(raw)
+            translated = self.rsb.translate(key, value) if not self._has(key) else None
+            for target, target_value in ([(key, value)] if translated is None else translated):
+                self._set(target, target_value, origin)
+
+    def _has(self, key):
+        try:
+            _lookup(self.cfg, key)
+        except (KeyError, TypeError):
+            return False
+        return True
+
+    def _set(self, key, value, origin):
+        *path, leaf = key.split(".")
+        node = self.cfg
+        for part in path:
+            if not isinstance(node, CfgNode) or part not in node:
+                raise _unknown_key(self.cfg, key, origin)
+            node = node[part]
+        if not isinstance(node, CfgNode) or leaf not in node:
+            raise _unknown_key(self.cfg, key, origin)
+        default = node[leaf]
+        if isinstance(default, CfgNode):
+            raise ConfigError(f"{origin}: {key} is a group of keys, not a value; set the keys under it")
+        value = coerce_switch(value, default, CHOICES.get(key, ()))
+        if isinstance(default, float) and type(value) is int:
+            # RSB's files write whole numbers where this project's defaults are floats (BIAS_LR_FACTOR: 1).
+            value = float(value)
+        try:
+            node[leaf] = _check_and_coerce_cfg_value_type(value, default, leaf, key)
+        except ValueError:
+            raise ConfigError(f"{origin}: {key} = {value!r} is of type {type(value).__name__}; the key takes "
+                              f"type {type(default).__name__} (default {default!r})") from None
+
+    def finish(self):
+        self.rsb.finish(self.cfg)
+        return self.cfg
+
+
+def _read_yaml(config_file):
+    if not os.path.isfile(config_file):
+        raise ConfigError(f"config file not found: {config_file}")
+    try:
+        with open(config_file) as handle:
+            loaded = yaml.safe_load(handle)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{config_file}: not valid YAML ({err})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{config_file}: holds a {type(loaded).__name__}, not KEY: value lines")
+    return loaded
 
 
 def load_cfg(config_file="", opts=()):
     """Defaults <- YAML file <- ``KEY VALUE`` pairs; frozen and validated."""
-    cfg = get_default_cfg()
+    merger = _Merger()
     if config_file:
-        if not os.path.isfile(config_file):
-            raise ConfigError(f"config file not found: {config_file}")
-        try:
-            cfg.merge_from_file(config_file)
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{config_file}: not valid YAML ({err})") from None
-        except (KeyError, ValueError, AssertionError, TypeError) as err:
-            raise ConfigError(_yacs_message(err, config_file)) from None
+        merger.merge(_flatten(_read_yaml(config_file)), config_file)
     opts = list(opts)
     if len(opts) % 2:
         raise ConfigError(f"overrides must come in KEY VALUE pairs; {opts[-1]!r} has no value")
-    try:
-        cfg.merge_from_list(opts)
-    except (KeyError, ValueError, AssertionError, TypeError) as err:
-        raise ConfigError(_yacs_message(err, "command line")) from None
+    merger.merge(zip(opts[0::2], opts[1::2]), "command line")
+    cfg = merger.finish()
     _validate(cfg)
     cfg.freeze()
     return cfg
@@ -114,4 +188,4 @@ def dump_cfg(cfg, path):
         handle.write(cfg.dump())
 
 
-__all__ = ["CfgNode", "ConfigError", "get_default_cfg", "load_cfg", "dump_cfg"]
+__all__ = ["CfgNode", "ConfigError", "RUN_CONFIG_NAME", "get_default_cfg", "load_cfg", "dump_cfg"]

@@ -6,6 +6,22 @@ import sys
 _FORMAT = "%(asctime)s %(name)s %(levelname)s: %(message)s"
 
 
+class _EarlyRecords(logging.Handler):
+    """Keeps what "jifd.*" logs before setup_logger runs (the config loader's warnings, logged before
+    OUTPUT_DIR is known), so that setup_logger can pass it on to the console and log.txt."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+_early = _EarlyRecords()
+logging.getLogger("jifd").addHandler(_early)
+
+
 def setup_logger(output_dir="", distributed_rank=0, filename="log.txt"):
     """Configure the "jifd" logger; only rank 0 writes anything."""
     logger = logging.getLogger("jifd")
@@ -16,6 +32,7 @@ def setup_logger(output_dir="", distributed_rank=0, filename="log.txt"):
         handler.close()
     if distributed_rank > 0:
         logger.addHandler(logging.NullHandler())
+        _early.records.clear()
         return logger
     formatter = logging.Formatter(_FORMAT, datefmt="%H:%M:%S")
     console = logging.StreamHandler(stream=sys.stdout)
@@ -31,4 +48,7 @@ def setup_logger(output_dir="", distributed_rank=0, filename="log.txt"):
     logging.captureWarnings(True)
     warnings_logger = logging.getLogger("py.warnings")
     warnings_logger.handlers = logger.handlers
+    for record in _early.records:
+        logger.handle(record)
+    _early.records.clear()
     return logger
