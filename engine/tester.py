@@ -2,6 +2,7 @@
 import logging
 import os
 
+from config import RUN_CONFIG_NAME
 from modeling import build_model
 from modeling.weight_loading import load_reid_weights
 from utils.errors import UserError
@@ -24,14 +25,23 @@ def build_test_model(cfg):
     cfg = cfg.clone()
     cfg.defrost()
     cfg.MODEL.PRETRAIN_CHOICE = "none"
-    # The classifier is not used at test time; load_reid_weights skips one of another size.
+    # The classifier is not used at test time: a placeholder, which load_reid_weights(for_test=True) leaves unloaded.
     model = build_model(cfg, num_classes=1)
     load_reid_weights(model, cfg.TEST.WEIGHT, logger=logger, config_key="TEST.WEIGHT", for_test=True)
     return model
 
 
+def check_not_a_training_run(output_dir):
+    """Refuse to write test results where a training run keeps its own (its folder holds config.yaml)."""
+    if os.path.isfile(os.path.join(output_dir, RUN_CONFIG_NAME)):
+        raise UserError(f"OUTPUT_DIR {output_dir} is a training run's folder (it holds {RUN_CONFIG_NAME}); "
+                        "testing there would overwrite its metrics.json and cmc.png. Give another OUTPUT_DIR, "
+                        "or leave it out to write to <the config's OUTPUT_DIR>/test_<weight name>/")
+
+
 def do_test(cfg):
     """Evaluate TEST.WEIGHT; print the table, write metrics.json and cmc.png to OUTPUT_DIR."""
+    check_not_a_training_run(cfg.OUTPUT_DIR)
     device = resolve_device(cfg.MODEL.DEVICE)
     precision = resolve_precision(cfg, device)
     model = precision.prepare_model(build_test_model(cfg))

@@ -8,7 +8,7 @@ import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 
-from config import dump_cfg
+from config import RUN_CONFIG_NAME, dump_cfg
 from data import make_data_loaders
 from layers import make_loss
 from modeling import build_model
@@ -76,7 +76,7 @@ def do_train(cfg, resume=""):
         check_no_earlier_run(output_dir)
     if main_process:
         os.makedirs(output_dir, exist_ok=True)
-        dump_cfg(cfg, os.path.join(output_dir, "config.yaml"))
+        dump_cfg(cfg, os.path.join(output_dir, RUN_CONFIG_NAME))
     device = process_device(resolve_device(cfg.MODEL.DEVICE))
     precision = resolve_precision(cfg, device)
     logger.info("torch %s on %s, autocast %s, channels_last %s, %d process(es)", torch.__version__, device,

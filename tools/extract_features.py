@@ -7,11 +7,10 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from config import load_cfg  # noqa: E402
 from engine.feature_extraction import extract_to_file  # noqa: E402
 from engine.runtime import resolve_device, resolve_precision  # noqa: E402
 from engine.tester import build_test_model  # noqa: E402
-from utils.cli import add_config_arguments, run_cli  # noqa: E402
+from utils.cli import add_config_arguments, load_test_tool_cfg, run_cli  # noqa: E402
 from utils.logger import setup_logger  # noqa: E402
 
 
@@ -30,7 +29,7 @@ def main():
     parser.add_argument("--out", required=True, help="the .npz file to write")
     add_config_arguments(parser)
     args = parser.parse_intermixed_args()
-    cfg = load_cfg(args.config_file, args.opts)
+    cfg = load_test_tool_cfg(args)
     setup_logger(cfg.OUTPUT_DIR, filename="extract_features_log.txt")
     device = resolve_device(cfg.MODEL.DEVICE)
     precision = resolve_precision(cfg, device)

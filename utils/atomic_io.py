@@ -1,14 +1,19 @@
 """Writes that a kill at any moment cannot leave half-done."""
 import os
-import tempfile
+import secrets
 
 import torch
+
+# Read-write for everyone the umask allows (0644 under the usual 022), like any file open() creates,
+# so that collaborators on shared storage can read results; tempfile.mkstemp would give 0600.
+_FILE_MODE = 0o666
 
 
 def _replace_atomically(path, write):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix=".tmp_", dir=directory)
+    tmp_path = os.path.join(directory, f".tmp_{os.getpid()}_{secrets.token_hex(6)}")
+    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
