@@ -174,8 +174,10 @@ _C.SOLVER.SEED = 0
 _C.SOLVER.AMP = "auto"
 # channels_last memory format on CUDA
 _C.SOLVER.CHANNELS_LAST = True
-# Show a progress bar
+# Show a progress bar (on a terminal only; elsewhere the epoch-end log line gives the same numbers)
 _C.SOLVER.PROGRESS_BAR = True
+# Write every iteration's exact loss terms to log.txt (DEBUG lines), to compare two runs
+_C.SOLVER.LOG_EXACT_LOSSES = False
 
 # -----------------------------------------------------------------------------
 # DISENTANGLE: the two JIFD modules (both off = the BoT baseline)
