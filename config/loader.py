@@ -1,7 +1,8 @@
 """Builds the run's configuration from the defaults, a YAML file and overrides.
 
 The YAML file and the ``KEY VALUE`` overrides go through one path: every
-key is looked up, translated when it is one of reid-strong-baseline's
+key is looked up (a key DATASETS.<NAME>.<FIELD> may add an entry to the
+dataset table, config/dataset_table.py), translated when it is one of reid-strong-baseline's
 (config/rsb_compat.py), given the form of its default when it is a yes/no
 switch (config/switches.py), type-checked as yacs does, and set. Every
 mistake a user can make here (a missing file, a misspelt key, a value of the
@@ -14,6 +15,7 @@ import os
 import yaml
 from yacs.config import CfgNode, _check_and_coerce_cfg_value_type
 
+from .dataset_table import check_used_entries, is_entry_field, new_entry
 from .defaults import _C
 from .errors import ConfigError
 from .rsb_compat import RSBKeys
@@ -36,7 +38,6 @@ CHOICES = {
     "TEST.FEAT_NORM": ("yes", "no"),
     "TEST.DISTANCE": ("euclidean", "cosine"),
 }
-DATASET_NAMES = ("veri", "vehiclex", "opri")
 # What a training run writes into OUTPUT_DIR first: its full configuration.
 RUN_CONFIG_NAME = "config.yaml"
 
@@ -58,17 +59,7 @@ def _validate(cfg):
         value = _lookup(cfg, key)
         if value not in allowed:
             raise ConfigError(f"{key} = {value!r} is not one of {', '.join(map(repr, allowed))}")
-    sources = [s.lower() for s in cfg.DATASETS.SOURCES]
-    if not sources:
-        raise ConfigError("DATASETS.SOURCES is empty: name one or more of veri, vehiclex, opri")
-    for name in sources + [cfg.DATASETS.TARGET.lower()]:
-        if name not in DATASET_NAMES:
-            key = "DATASETS.TARGET" if name == cfg.DATASETS.TARGET.lower() else "DATASETS.SOURCES"
-            raise ConfigError(f"{key}: unknown dataset {name!r}; known: {', '.join(DATASET_NAMES)}")
-    if cfg.DATASETS.TARGET.lower() == "vehiclex":
-        raise ConfigError("DATASETS.TARGET = 'vehiclex': VehicleX has no query/gallery split")
-    if len(set(sources)) != len(sources):
-        raise ConfigError(f"DATASETS.SOURCES names a dataset twice: {list(cfg.DATASETS.SOURCES)}")
+    check_used_entries(cfg)
     for key in ("INPUT.SIZE_TRAIN", "INPUT.SIZE_TEST", "DISENTANGLE.IMAGE.SIZE"):
         size = _lookup(cfg, key)
         if len(size) != 2 or min(size) <= 0:
@@ -90,9 +81,24 @@ def _all_keys(node, prefix=""):
 
 
 def _unknown_key(cfg, key, origin):
-    guess = difflib.get_close_matches(key, _all_keys(cfg), n=1, cutoff=0.75)
+    parts = key.split(".")
+    if len(parts) == 3 and parts[0] == "DATASETS" and isinstance(cfg.DATASETS.get(parts[1].upper()), CfgNode):
+        # A field of a dataset entry, maybe one the user is adding: compare with the entry fields.
+        fields = difflib.get_close_matches(parts[2], list(new_entry()), n=1, cutoff=0.6)
+        guess = [f"DATASETS.{parts[1].upper()}.{fields[0]}"] if fields else []
+    else:
+        guess = difflib.get_close_matches(key, _all_keys(cfg), n=1, cutoff=0.75)
     hint = f"; did you mean {guess[0]}?" if guess else ""
     return ConfigError(f"{origin}: unknown config key {key}{hint} (config/defaults.py lists the keys)")
+
+
+def _as_list(text):
+    """A list key given as text that is not a Python literal: [veri, vehiclex] (YAML's flow form) or one name."""
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return parsed if isinstance(parsed, list) else [text]
 
 
 def _flatten(mapping, prefix=""):
@@ -127,6 +133,12 @@ class _Merger:
 
     def _set(self, key, value, origin):
         *path, leaf = key.split(".")
+        if len(path) == 2 and path[0] == "DATASETS" and is_entry_field(leaf):
+            # An entry of the dataset table, maybe a new one (the user's own dataset); entries are in capitals.
+            path[1] = path[1].upper()
+            key = ".".join(path + [leaf])
+            if path[1] not in self.cfg.DATASETS:
+                self.cfg.DATASETS[path[1]] = new_entry()
         node = self.cfg
         for part in path:
             if not isinstance(node, CfgNode) or part not in node:
@@ -138,6 +150,8 @@ class _Merger:
         if isinstance(default, CfgNode):
             raise ConfigError(f"{origin}: {key} is a group of keys, not a value; set the keys under it")
         value = coerce_switch(value, default, CHOICES.get(key, ()))
+        if isinstance(default, (list, tuple)) and isinstance(value, str):
+            value = _as_list(value)
         if isinstance(default, float) and type(value) is int:
             # RSB's files write whole numbers where this project's defaults are floats (BIAS_LR_FACTOR: 1).
             value = float(value)
