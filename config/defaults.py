@@ -328,6 +328,16 @@ _C.TEST.MAX_RANK = 50
 _C.TEST.EVAL_MEMORY_MB = 512
 # Average the features of each image and its mirror
 _C.TEST.FLIP = False
+# Average query expansion (fast-reid's keys and definition), applied before ranking or re-ranking
+_C.TEST.AQE = CN()
+# Switch it on
+_C.TEST.AQE.ENABLED = False
+# Rounds of expansion
+_C.TEST.AQE.QE_TIME = 1
+# Neighbours averaged, the image itself included
+_C.TEST.AQE.QE_K = 5
+# Each neighbour weighs (cosine similarity) ** ALPHA
+_C.TEST.AQE.ALPHA = 3.0
 
 # -----------------------------------------------------------------------------
 # Misc

@@ -20,6 +20,8 @@ def build_reid_metric(cfg, num_query):
         k1=cfg.TEST.RE_RANKING_K1,
         k2=cfg.TEST.RE_RANKING_K2,
         lambda_value=cfg.TEST.RE_RANKING_LAMBDA,
+        aqe=dict(k=cfg.TEST.AQE.QE_K, alpha=cfg.TEST.AQE.ALPHA, times=cfg.TEST.AQE.QE_TIME)
+        if cfg.TEST.AQE.ENABLED else None,
     )
 
 
