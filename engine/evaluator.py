@@ -9,6 +9,11 @@ from utils.reid_metric import ReIDMetric
 logger = logging.getLogger("jifd.eval")
 
 
+def normalises_features(cfg):
+    """Whether evaluation L2-normalises the features (ReIDMetric does for either key)."""
+    return cfg.TEST.FEAT_NORM == "yes" or cfg.TEST.DISTANCE == "cosine"
+
+
 def build_reid_metric(cfg, num_query):
     return ReIDMetric(
         num_query,

@@ -21,7 +21,7 @@ from data.transforms import input_size
 from modeling.deployment import DeployedReID
 from utils.errors import UserError
 
-from .evaluator import extract_batch_features
+from .evaluator import extract_batch_features, normalises_features
 from .runtime import Precision
 from .tester import build_test_model
 
@@ -32,11 +32,6 @@ FORMATS = ("onnx", "torchscript")
 TOLERANCE = 1e-4
 # The example batch that ONNX's exporter traces; 2, not 1, so that the batch dimension stays free.
 _EXAMPLE_BATCH = 2
-
-
-def l2_normalises(cfg):
-    """Whether evaluation L2-normalises the features (utils.reid_metric does for either of these)."""
-    return cfg.TEST.FEAT_NORM == "yes" or cfg.TEST.DISTANCE == "cosine"
 
 
 def parity_images(cfg, count):
@@ -59,7 +54,7 @@ def reference_features(cfg, model, images):
     normalise = T.Normalize(mean=cfg.INPUT.PIXEL_MEAN, std=cfg.INPUT.PIXEL_STD)
     feats = extract_batch_features(model.eval(), normalise(images), Precision(device=torch.device("cpu")),
                                    flip=cfg.TEST.FLIP)
-    return F.normalize(feats, dim=1) if l2_normalises(cfg) else feats
+    return F.normalize(feats, dim=1) if normalises_features(cfg) else feats
 
 
 def _write_onnx(network, example, out):
@@ -101,7 +96,7 @@ def export_model(cfg, fmt, out, num_images=8):
         raise UserError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
     model = build_test_model(cfg).cpu().float().eval()
     network = DeployedReID(model, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD, flip=cfg.TEST.FLIP,
-                           l2_normalise=l2_normalises(cfg)).eval()
+                           l2_normalise=normalises_features(cfg)).eval()
     images, where = parity_images(cfg, num_images)
     write, run = _WRITERS[fmt]
     write(network, torch.cat([images, images])[:_EXAMPLE_BATCH], out)
