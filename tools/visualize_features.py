@@ -9,8 +9,7 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from engine.feature_visualization import CHOICES, visualize_features  # noqa: E402
-from utils.cli import add_config_arguments, load_test_tool_cfg, run_cli  # noqa: E402
-from utils.logger import setup_logger  # noqa: E402
+from utils.cli import run_cli, start_test_tool  # noqa: E402
 
 
 def main():
@@ -24,10 +23,7 @@ def main():
     parser.add_argument("--out", default="",
                         help="PNG to write (default OUTPUT_DIR/test_<weight name>/features_tsne.png, or "
                              "OUTPUT_DIR/features_tsne.png when OUTPUT_DIR is on the command line)")
-    add_config_arguments(parser)
-    args = parser.parse_intermixed_args()
-    cfg = load_test_tool_cfg(args)
-    setup_logger(cfg.OUTPUT_DIR, filename="visualize_features_log.txt")
+    args, cfg = start_test_tool(parser, "visualize_features_log.txt")
     out = args.out or os.path.join(cfg.OUTPUT_DIR, "features_tsne.png")
     visualize_features(cfg, out, args.what, max(1, args.per_domain), max(0, args.num_ids))
     print(out)

@@ -8,8 +8,7 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from engine.visualize_ranks import TOP_K, visualize_ranks  # noqa: E402
-from utils.cli import add_config_arguments, load_test_tool_cfg, run_cli  # noqa: E402
-from utils.logger import setup_logger  # noqa: E402
+from utils.cli import run_cli, start_test_tool  # noqa: E402
 
 
 def positive_int(text):
@@ -27,10 +26,7 @@ def main():
     parser.add_argument("--out", default="",
                         help="output folder (default OUTPUT_DIR/test_<weight name>/ranks, or OUTPUT_DIR/ranks when "
                              "OUTPUT_DIR is on the command line)")
-    add_config_arguments(parser)
-    args = parser.parse_intermixed_args()
-    cfg = load_test_tool_cfg(args)
-    setup_logger(cfg.OUTPUT_DIR, filename="visualize_ranks_log.txt")
+    args, cfg = start_test_tool(parser, "visualize_ranks_log.txt")
     visualize_ranks(cfg, args.num_queries, args.out or os.path.join(cfg.OUTPUT_DIR, "ranks"))
 
 

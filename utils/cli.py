@@ -7,6 +7,7 @@ import sys
 from config import ConfigError, load_cfg
 
 from .errors import UserError
+from .logger import setup_logger
 
 
 def run_cli(main):
@@ -57,3 +58,13 @@ def load_test_tool_cfg(args):
     cfg.OUTPUT_DIR = test_output_dir(cfg, args.opts)
     cfg.freeze()
     return cfg
+
+
+def start_test_tool(parser, log_name):
+    """Parse a test-time tool's command line (its options, --config_file and KEY VALUE pairs, in any order),
+    load its config (load_test_tool_cfg) and log to OUTPUT_DIR/``log_name``; returns (args, cfg)."""
+    add_config_arguments(parser)
+    args = parser.parse_intermixed_args()
+    cfg = load_test_tool_cfg(args)
+    setup_logger(cfg.OUTPUT_DIR, filename=log_name)
+    return args, cfg
