@@ -47,16 +47,16 @@ def _step(cfg, with_image, num_classes):
     precision = resolve_precision(cfg, device)
     model = build_model(cfg, num_classes)
     reid_loss = make_loss(cfg, num_classes)
-    extensions = [ImageLevelExtension(cfg, 2, device)] if with_image else []
+    extensions = [ImageLevelExtension(cfg, 2, device, model, reid_loss, total_iters=100)] if with_image else []
     center = make_center_optimizer(cfg, reid_loss.center_criterion) if reid_loss.center_criterion else None
     return TrainStep(model, reid_loss, make_optimizer(cfg, model), center, precision, extensions,
                      center_loss_weight=cfg.SOLVER.CENTER_LOSS_WEIGHT)
 
 
-def run(name, iterations):
+def run(name, iterations, opts):
     backbone, size, batch_size, gen_size, channels, id_dim = SETTINGS[name]
     cfg = get_default_cfg()
-    cfg.merge_from_list(["MODEL.NAME", backbone, "MODEL.PRETRAIN_CHOICE", "none", "MODEL.DEVICE", "cpu",
+    cfg.merge_from_list(opts + ["MODEL.NAME", backbone, "MODEL.PRETRAIN_CHOICE", "none", "MODEL.DEVICE", "cpu",
                          "INPUT.SIZE_TRAIN", [size, size], "SOLVER.IMS_PER_BATCH", batch_size,
                          "DISENTANGLE.IMAGE.SIZE", [gen_size, gen_size],
                          "DISENTANGLE.IMAGE.BASE_CHANNELS", channels, "DISENTANGLE.IMAGE.ID_DIM", id_dim])
@@ -85,12 +85,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("opts", nargs="*", help="KEY VALUE config overrides for both settings, e.g. "
+                                                "DISENTANGLE.IMAGE.W_GAN 1.0")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     print("| setting | baseline s/it | +image s/it | ratio | peak RSS (MB) |")
     print("|---|---|---|---|---|")
     for name in args.settings:
-        run(name, args.iterations)
+        run(name, args.iterations, args.opts)
 
 
 if __name__ == "__main__":

@@ -38,18 +38,21 @@ def dataset_entry(cfg, name):
 
 
 def check_used_entries(cfg):
-    """SOURCES and TARGET name complete entries: a pattern, the splits each role reads."""
+    """SOURCES, TARGET and VALIDATION (when set) name complete entries: a pattern, the splits each role reads."""
     sources = [name.lower() for name in cfg.DATASETS.SOURCES]
     if not sources:
         raise ConfigError(f"DATASETS.SOURCES is empty: name one or more of {', '.join(dataset_names(cfg))}")
     if len(set(sources)) != len(sources):
         raise ConfigError(f"DATASETS.SOURCES names a dataset twice: {list(cfg.DATASETS.SOURCES)}")
-    for role, name in [("DATASETS.SOURCES", source) for source in sources] + [("DATASETS.TARGET",
-                                                                               cfg.DATASETS.TARGET.lower())]:
+    roles = [("DATASETS.SOURCES", source) for source in sources] + [("DATASETS.TARGET", cfg.DATASETS.TARGET.lower())]
+    if cfg.DATASETS.VALIDATION:
+        roles.append(("DATASETS.VALIDATION", cfg.DATASETS.VALIDATION.lower()))
+    for role, name in roles:
         try:
             key, entry = dataset_entry(cfg, name)
         except ConfigError as err:
-            raise ConfigError(f"{role}: {err}") from None
+            none = ", or '' for none" if role == "DATASETS.VALIDATION" else ""
+            raise ConfigError(f"{role}: {err}{none}") from None
         field = f"DATASETS.{key}"
         if not entry.PATTERN:
             raise ConfigError(f"{field}.PATTERN is empty: give a regex with the named groups pid and camid "

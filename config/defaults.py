@@ -32,6 +32,20 @@ _C.MODEL.IF_LABELSMOOTH = "on"
 # Metric losses beside the ID loss: 'triplet', 'center', 'triplet_center' or 'none'
 _C.MODEL.METRIC_LOSS_TYPE = "triplet_center"
 
+# MixStyle (Zhou et al., ICLR 2021): mix the channel statistics of two images' feature maps in
+# training; a generator-free reference for the image level
+_C.MODEL.MIXSTYLE = CN()
+# Switch MixStyle on
+_C.MODEL.MIXSTYLE.ENABLED = False
+# Backbone stages after which it mixes
+_C.MODEL.MIXSTYLE.LAYERS = ["layer1", "layer2"]
+# Probability that a training batch is mixed at each of those stages
+_C.MODEL.MIXSTYLE.P = 0.5
+# Beta(ALPHA, ALPHA) draws each image's mixing weight
+_C.MODEL.MIXSTYLE.ALPHA = 0.1
+# Partner of each image: 'crossdomain' (an image of another domain) or 'random' (any other image)
+_C.MODEL.MIXSTYLE.MIX = "crossdomain"
+
 # -----------------------------------------------------------------------------
 # INPUT
 # -----------------------------------------------------------------------------
@@ -69,8 +83,13 @@ _C.DATASETS.STRICT = False
 _C.DATASETS.CHECK_COUNTS = True
 # Generate the demo data under ROOT_DIR when it is absent (demo configs only)
 _C.DATASETS.GENERATE_DEMO = False
+# An entry of the dataset table whose query/gallery is also evaluated at every evaluation, to choose
+# settings on the sources instead of the target (e.g. veri when training on veri; '' = none)
+_C.DATASETS.VALIDATION = ""
 # Seed of the generated demo data
 _C.DATASETS.DEMO_SEED = 0
+# Size of the generated data: 'demo' (minutes) or 'bench' (a 250-identity opri-style test set)
+_C.DATASETS.DEMO_PRESET = "demo"
 
 # -----------------------------------------------------------------------------
 # The dataset table: one entry DATASETS.<NAME> per dataset, named in SOURCES and
@@ -169,6 +188,9 @@ _C.DATALOADER.NUM_WORKERS = 8
 _C.DATALOADER.SAMPLER = "softmax_triplet"
 # K: images per identity in a batch
 _C.DATALOADER.NUM_INSTANCE = 4
+# Identities of every source in every P x K batch: 'auto' (when the image level is on), 'yes' or 'no'
+# ('no' draws identities uniformly from the merged sources, as BoT)
+_C.DATALOADER.SOURCE_BALANCED = "auto"
 
 # -----------------------------------------------------------------------------
 # SOLVER
@@ -226,6 +248,8 @@ _C.SOLVER.CHANNELS_LAST = True
 _C.SOLVER.PROGRESS_BAR = True
 # Write every iteration's exact loss terms to log.txt (DEBUG lines), to compare two runs
 _C.SOLVER.LOG_EXACT_LOSSES = False
+# Disentanglement diagnostics (domain probes, swap checks) at every evaluation
+_C.SOLVER.DIAGNOSTICS = True
 
 # -----------------------------------------------------------------------------
 # DISENTANGLE: the two JIFD modules (both off = the BoT baseline)
@@ -238,7 +262,7 @@ _C.DISENTANGLE.DOMAIN_LABEL = "auto"
 _C.DISENTANGLE.IMAGE = CN()
 # Switch the image-level module on
 _C.DISENTANGLE.IMAGE.ENABLED = False
-# Generator working size [height, width]
+# Generator working size [height, width]; [] = the re-ID input size (INPUT.SIZE_TRAIN)
 _C.DISENTANGLE.IMAGE.SIZE = [128, 128]
 # Channels of the first encoder / last decoder conv (16 with ID_DIM 64: the +image step stays
 # under 2x the baseline's at 256 px, resnet50, generator 128 px)
@@ -255,31 +279,63 @@ _C.DISENTANGLE.IMAGE.DECODER_RES_BLOCKS = 2
 _C.DISENTANGLE.IMAGE.MLP_DIM = 256
 # Hidden width of the MINE statistics network T
 _C.DISENTANGLE.IMAGE.MINE_DIM = 128
-# Scale of the gradient-reversal layer in front of C_adv
+# Hidden width of C_adv's MLP on pooled c (0 = one linear layer)
+_C.DISENTANGLE.IMAGE.ADV_HIDDEN_DIM = 128
+# How E_id is pushed against C_adv: 'confusion' (make C_adv's prediction uniform; C_adv learns in its
+# own step) or 'reversal' (DAL's gradient-reversal layer)
+_C.DISENTANGLE.IMAGE.ADVERSARY = "confusion"
+# Largest scale of the gradient reversal ('reversal' only)
 _C.DISENTANGLE.IMAGE.GRL_LAMBDA = 1.0
-# Learning rate of the generator, its heads and T (Adam)
+# Ramp the adversarial term from 0 to full strength over the run (DANN's schedule); False = constant
+_C.DISENTANGLE.IMAGE.ADV_RAMP = True
+# Learning rate of the generator, its heads, T and D (Adam)
 _C.DISENTANGLE.IMAGE.LR = 1e-4
 # Iterations (not epochs, unlike SOLVER.WARMUP_ITERS) that train the disentangler alone before joint training; 0 = none
 _C.DISENTANGLE.IMAGE.WARMUP_ITERS = 0
+# File that keeps the warm-up for runs of the same data and generator configuration ('' = none)
+_C.DISENTANGLE.IMAGE.WARMUP_CACHE = ""
 # Weight of L_rec: |Dec(c_i, s_i) - x_i|_1
 _C.DISENTANGLE.IMAGE.W_REC = 5.0
 # Weight of L_cyc: |Dec(E_id(x_ij), s_i) - x_i|_1
 _C.DISENTANGLE.IMAGE.W_CYC = 5.0
 # Weight of L_code: code reconstruction of the swapped image
 _C.DISENTANGLE.IMAGE.W_CODE = 1.0
-# Weight of L_dom: domain classification of s
+# Weight of L_dom: domain classification of s (real images), and of swaps by the frozen E_dom + C_dom
 _C.DISENTANGLE.IMAGE.W_DOM = 1.0
 # Weight of L_adv: adversarial domain loss on the ID code
 _C.DISENTANGLE.IMAGE.W_ADV = 0.1
 # Weight of L_mi: MINE mutual information between ID and domain codes
 _C.DISENTANGLE.IMAGE.W_MI = 1e-4
-# Weight of L_gen: the re-ID loss on swapped images
+# Weight of L_gan: the swaps against the domain-conditional multi-scale LSGAN discriminator D (0 = no D)
+_C.DISENTANGLE.IMAGE.W_GAN = 0.0
+# Channels of D's first conv
+_C.DISENTANGLE.IMAGE.DIS_CHANNELS = 32
+# Scales D judges (each half the previous)
+_C.DISENTANGLE.IMAGE.DIS_SCALES = 3
+# Weight of L_gen: what the live re-ID model learns from swapped images (gen_id + gen_triplet)
 _C.DISENTANGLE.IMAGE.W_GEN = 0.5
-# Let L_gen's gradient reach the generator too (False: the swaps are detached and L_gen trains the
-# re-ID model only; a re-ID model still learning pushes Dec to ignore s, see README)
-_C.DISENTANGLE.IMAGE.GEN_UPDATES_GENERATOR = False
+# Weight of the generator's identity loss: CE of the teacher's logits on x_ij against y_i (0 = off)
+_C.DISENTANGLE.IMAGE.W_GEN_ID = 0.0
+# Joint iterations over which W_GEN and W_GEN_ID ramp up linearly from 0 (0 = full weight at once)
+_C.DISENTANGLE.IMAGE.GEN_RAMP_ITERS = 0
 # Share of each identity's swapped images that the re-ID model sees for L_gen (1.0 = all; less = faster)
 _C.DISENTANGLE.IMAGE.GEN_FRACTION = 0.5
+# What the re-ID model sees of a swap: 'onto_real' (x_i + up(x_ij - x_ii): the domain change on the
+# sharp real image) or 'generated' (x_ij itself, upsampled from the generator's size)
+_C.DISENTANGLE.IMAGE.SWAP_IMAGE = "onto_real"
+# Batch-hard triplet over real images and swaps together (x_i, x_ij positives); False = swaps alone
+_C.DISENTANGLE.IMAGE.GEN_JOINT_TRIPLET = True
+# BatchNorm running statistics in the swap pass: 'frozen' (left to real images) or 'update'
+_C.DISENTANGLE.IMAGE.SWAP_BN_STATS = "frozen"
+# Soft labels for swaps and judge of the generator: 'ema' (moving average of the model),
+# 'checkpoint' (TEACHER_WEIGHT, fixed) or 'none' (hard labels, no judge)
+_C.DISENTANGLE.IMAGE.TEACHER = "ema"
+# Largest momentum of the 'ema' teacher (ramped from 0.1 as (1 + t) / (10 + t))
+_C.DISENTANGLE.IMAGE.TEACHER_MOMENTUM = 0.999
+# Checkpoint of the 'checkpoint' teacher: a re-ID model trained on the same sources
+_C.DISENTANGLE.IMAGE.TEACHER_WEIGHT = ""
+# What the teacher labels: 'real' (x_i: the swap must say what its real image says) or 'swap' (x_ij, as DG-Net)
+_C.DISENTANGLE.IMAGE.TEACHER_INPUT = "real"
 # Write OUTPUT_DIR/swaps_epoch{N}.png every N epochs (0 = never)
 _C.DISENTANGLE.IMAGE.VIS_PERIOD = 10
 
@@ -338,6 +394,9 @@ _C.TEST.AQE.QE_TIME = 1
 _C.TEST.AQE.QE_K = 5
 # Each neighbour weighs (cosine similarity) ** ALPHA
 _C.TEST.AQE.ALPHA = 3.0
+# Largest fraction of the query or of the gallery that may be unreadable (evaluated as blank images);
+# above it the evaluation refuses and writes no metrics
+_C.TEST.MAX_UNREADABLE = 0.01
 
 # -----------------------------------------------------------------------------
 # Misc

@@ -5,9 +5,10 @@ key is looked up (a key DATASETS.<NAME>.<FIELD> may add an entry to the
 dataset table, config/dataset_table.py), translated when it is one of reid-strong-baseline's
 (config/rsb_compat.py), given the form of its default when it is a yes/no
 switch (config/switches.py), type-checked as yacs does, and set. Every
-mistake a user can make here (a missing file, a misspelt key, a value of the
-wrong type or outside its choices) becomes one ``ConfigError`` whose message
-names the key, with the nearest known key for a typo.
+mistake a user can make here (a missing or unreadable file, a misspelt key, a
+value of the wrong type, outside its choices or below its minimum) becomes
+one ``ConfigError`` whose message names the key, with the nearest known key
+for a typo.
 """
 import difflib
 import os
@@ -33,13 +34,36 @@ CHOICES = {
     "SOLVER.WARMUP_METHOD": ("linear", "constant"),
     "SOLVER.AMP": ("auto", "off", "fp16", "bf16"),
     "DISENTANGLE.DOMAIN_LABEL": ("auto", "dataset", "camera"),
+    "DATASETS.DEMO_PRESET": ("demo", "bench"),
+    "DATALOADER.SOURCE_BALANCED": ("auto", "yes", "no"),
+    "MODEL.MIXSTYLE.MIX": ("crossdomain", "random"),
+    "DISENTANGLE.IMAGE.SWAP_BN_STATS": ("frozen", "update"),
+    "DISENTANGLE.IMAGE.ADVERSARY": ("mmd", "confusion", "reversal"),
+    "DISENTANGLE.IMAGE.SWAP_IMAGE": ("onto_real", "generated"),
+    "DISENTANGLE.IMAGE.TEACHER": ("ema", "checkpoint", "none"),
+    "DISENTANGLE.IMAGE.TEACHER_INPUT": ("real", "swap"),
     "TEST.RE_RANKING": ("yes", "no"),
     "TEST.NECK_FEAT": ("after", "before"),
     "TEST.FEAT_NORM": ("yes", "no"),
     "TEST.DISTANCE": ("euclidean", "cosine"),
 }
-# What a training run writes into OUTPUT_DIR first: its full configuration.
-RUN_CONFIG_NAME = "config.yaml"
+# Keys with a smallest valid value; below it a loader, the sampler or the schedule would fail
+# later with a traceback, or (SOLVER.MAX_EPOCHS) a run would save an untrained model.
+MINIMUMS = {
+    "SOLVER.MAX_EPOCHS": 1,
+    "SOLVER.ITERS_PER_EPOCH": 0,
+    "SOLVER.IMS_PER_BATCH": 1,
+    "SOLVER.WARMUP_ITERS": 0,
+    "SOLVER.CHECKPOINT_PERIOD": 0,
+    "SOLVER.EVAL_PERIOD": 0,
+    "DATALOADER.NUM_WORKERS": 0,
+    "DATALOADER.NUM_INSTANCE": 1,
+    "INPUT.PADDING": 0,
+    "TEST.IMS_PER_BATCH": 1,
+    "TEST.MAX_RANK": 1,
+    "TEST.AQE.QE_K": 1,
+    "TEST.AQE.QE_TIME": 1,
+}
 
 
 def get_default_cfg():
@@ -59,9 +83,23 @@ def _validate(cfg):
         value = _lookup(cfg, key)
         if value not in allowed:
             raise ConfigError(f"{key} = {value!r} is not one of {', '.join(map(repr, allowed))}")
+    for key, minimum in MINIMUMS.items():
+        value = _lookup(cfg, key)
+        if value < minimum:
+            raise ConfigError(f"{key} = {value} must be at least {minimum}")
+    for key in ("INPUT.PIXEL_MEAN", "INPUT.PIXEL_STD"):
+        if len(_lookup(cfg, key)) != 3:
+            raise ConfigError(f"{key} = {list(_lookup(cfg, key))} must hold 3 values, one per colour channel")
+    if min(cfg.INPUT.PIXEL_STD) <= 0:
+        raise ConfigError(f"INPUT.PIXEL_STD = {list(cfg.INPUT.PIXEL_STD)} must be positive: images are divided by it")
+    if not 0 <= cfg.TEST.MAX_UNREADABLE <= 1:
+        raise ConfigError(f"TEST.MAX_UNREADABLE = {cfg.TEST.MAX_UNREADABLE} must be a fraction in [0, 1]")
     check_used_entries(cfg)
     for key in ("INPUT.SIZE_TRAIN", "INPUT.SIZE_TEST", "DISENTANGLE.IMAGE.SIZE"):
         size = _lookup(cfg, key)
+        # An empty generator size means the re-ID input size.
+        if key == "DISENTANGLE.IMAGE.SIZE" and not size:
+            continue
         if len(size) != 2 or min(size) <= 0:
             raise ConfigError(f"{key} = {list(size)} must be [height, width] with positive values")
     if cfg.DATALOADER.SAMPLER == "softmax_triplet" and cfg.SOLVER.IMS_PER_BATCH % cfg.DATALOADER.NUM_INSTANCE:
@@ -101,12 +139,12 @@ def _as_list(text):
     return parsed if isinstance(parsed, list) else [text]
 
 
-def _flatten(mapping, prefix=""):
+def flatten_keys(mapping, prefix=""):
     """(dotted key, value) pairs of a nested dict read from YAML, in file order."""
     pairs = []
     for name, value in mapping.items():
         full = f"{prefix}{name}"
-        pairs += _flatten(value, full + ".") if isinstance(value, dict) else [(full, value)]
+        pairs += flatten_keys(value, full + ".") if isinstance(value, dict) else [(full, value)]
     return pairs
 
 
@@ -148,7 +186,8 @@ class _Merger:
             raise _unknown_key(self.cfg, key, origin)
         default = node[leaf]
         if isinstance(default, CfgNode):
-            raise ConfigError(f"{origin}: {key} is a group of keys, not a value; set the keys under it")
+            shown = ", ".join(f"{key}.{name}" for name in list(default)[:3])
+            raise ConfigError(f"{origin}: {key} is a section of keys ({shown}, ...), not a single value")
         value = coerce_switch(value, default, CHOICES.get(key, ()))
         if isinstance(default, (list, tuple)) and isinstance(value, str):
             value = _as_list(value)
@@ -158,34 +197,52 @@ class _Merger:
         try:
             node[leaf] = _check_and_coerce_cfg_value_type(value, default, leaf, key)
         except ValueError:
-            raise ConfigError(f"{origin}: {key} = {value!r} is of type {type(value).__name__}; the key takes "
-                              f"type {type(default).__name__} (default {default!r})") from None
+            raise ConfigError(f"{origin}: {_type_mismatch(key, value, default)}") from None
 
     def finish(self):
         self.rsb.finish(self.cfg)
         return self.cfg
 
 
+def _a(value):
+    kind = type(value).__name__
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
+def _type_mismatch(key, value, default):
+    """One line for a value whose type the key does not take."""
+    return f"{key} takes {_a(default)} (default {default!r}), not {_a(value)} ({value!r})"
+
+
 def _read_yaml(config_file):
+    """The mapping a YAML config file holds, or a ConfigError saying why it holds none."""
     if not os.path.isfile(config_file):
         raise ConfigError(f"config file not found: {config_file}")
     try:
-        with open(config_file) as handle:
-            loaded = yaml.safe_load(handle)
+        with open(config_file, "rb") as handle:
+            raw = handle.read()
+    except OSError as err:
+        raise ConfigError(f"{config_file}: cannot be read ({err.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{config_file}: not a YAML text file (byte {raw[err.start]:#04x} at offset {err.start} "
+                          "is not UTF-8 text)") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"{config_file}: not valid YAML ({err})") from None
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"{config_file}: holds a {type(loaded).__name__}, not KEY: value lines")
-    return loaded
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{config_file}: holds a YAML {type(data).__name__}, not a mapping of keys "
+                          "(write sections and keys, e.g. 'SOLVER:' then '  BASE_LR: 0.001')")
+    return data or {}
 
 
 def load_cfg(config_file="", opts=()):
     """Defaults <- YAML file <- ``KEY VALUE`` pairs; frozen and validated."""
     merger = _Merger()
     if config_file:
-        merger.merge(_flatten(_read_yaml(config_file)), config_file)
+        merger.merge(flatten_keys(_read_yaml(config_file)), config_file)
     opts = list(opts)
     if len(opts) % 2:
         raise ConfigError(f"overrides must come in KEY VALUE pairs; {opts[-1]!r} has no value")
@@ -196,10 +253,4 @@ def load_cfg(config_file="", opts=()):
     return cfg
 
 
-def dump_cfg(cfg, path):
-    """Write the full configuration of a run, so that it can be repeated."""
-    with open(path, "w") as handle:
-        handle.write(cfg.dump())
-
-
-__all__ = ["CfgNode", "ConfigError", "RUN_CONFIG_NAME", "get_default_cfg", "load_cfg", "dump_cfg"]
+__all__ = ["CfgNode", "ConfigError", "flatten_keys", "get_default_cfg", "load_cfg"]

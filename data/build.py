@@ -37,13 +37,17 @@ class TestData:
 
 @dataclass
 class DataBundle(TestData):
-    """Everything the trainer and the evaluator need from the data."""
+    """Everything the trainer and the evaluator need from the data.
+
+    validation: DATASETS.VALIDATION's query + gallery (a TestData), or None.
+    """
 
     train_loader: DataLoader
     num_classes: int
     num_domains: int
     train_records: list
     train_sampler: object
+    validation: TestData = None
 
 
 def _uses_cuda(cfg):
@@ -57,11 +61,21 @@ def _rank_and_world_size():
     return 0, 1
 
 
+def balances_sources(cfg):
+    """Whether P x K batches hold identities of every source (DATALOADER.SOURCE_BALANCED).
+
+    'auto' balances only for the image level, which pairs every image with one of
+    another domain; otherwise identities come uniformly from the merged sources, as in BoT.
+    """
+    setting = cfg.DATALOADER.SOURCE_BALANCED
+    return cfg.DISENTANGLE.IMAGE.ENABLED if setting == "auto" else setting == "yes"
+
+
 def _train_sampler(cfg, records, batch_size, rank, world_size):
     if cfg.DATALOADER.SAMPLER == "softmax":
         return ShuffledSampler(len(records), seed=cfg.SOLVER.SEED, rank=rank, world_size=world_size)
-    return RandomIdentitySampler(records, batch_size, cfg.DATALOADER.NUM_INSTANCE,
-                                 seed=cfg.SOLVER.SEED, rank=rank, world_size=world_size)
+    return RandomIdentitySampler(records, batch_size, cfg.DATALOADER.NUM_INSTANCE, seed=cfg.SOLVER.SEED,
+                                 rank=rank, world_size=world_size, balance_sources=balances_sources(cfg))
 
 
 def _generate_demo_if_asked(cfg):
@@ -104,12 +118,16 @@ def make_data_loaders(cfg):
                               generator=train_sampler.generator, **_loader_options(cfg))
 
     test = _test_data(cfg, query_records, gallery_records)
+    validation = None
+    if cfg.DATASETS.VALIDATION:
+        validation = _test_data(cfg, *load_test_set(cfg, cfg.DATASETS.VALIDATION), name=cfg.DATASETS.VALIDATION)
     return DataBundle(
         train_loader=train_loader,
         num_classes=num_classes,
         num_domains=num_domains,
         train_records=train_records,
         train_sampler=train_sampler,
+        validation=validation,
         **vars(test),
     )
 
@@ -118,8 +136,8 @@ def _loader_options(cfg):
     return dict(num_workers=cfg.DATALOADER.NUM_WORKERS, pin_memory=_uses_cuda(cfg), persistent_workers=False)
 
 
-def _test_data(cfg, query_records, gallery_records):
-    warn_queries_without_match(query_records, gallery_records, display_name(cfg, cfg.DATASETS.TARGET))
+def _test_data(cfg, query_records, gallery_records, name=None):
+    warn_queries_without_match(query_records, gallery_records, display_name(cfg, name or cfg.DATASETS.TARGET))
     test_set = ImageDataset(query_records + gallery_records, build_transforms(cfg, is_train=False),
                             target_size=input_size(cfg, is_train=False), draft=cfg.INPUT.JPEG_DRAFT,
                             is_train=False, strict=cfg.DATASETS.STRICT)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from utils.errors import UserError
 
 from .dataset_presets import get_preset, scan_split
-from .image_loading import BadImageError, read_image
+from .image_loading import BadImageError, decode_image
 from .reid_folder import no_records_message
 from .transforms import input_size
 
@@ -76,16 +76,16 @@ class SplitReport:
 
 
 def _decode_problem(job):
+    """(error text or None, whether the file has 16 bits per channel) of one image."""
     path, target_size, draft = job
     try:
-        read_image(path, target_size, draft)
+        return None, decode_image(path, target_size, draft)[1]
     except BadImageError as err:
-        return str(err)
-    return None
+        return str(err), False
 
 
 def _decode_all(paths, target_size, draft, workers):
-    """Error text (or None) per path, decoded in ``workers`` processes (0: in this one)."""
+    """(error text or None, 16-bit) per path, decoded in ``workers`` processes (0: in this one)."""
     jobs = [(path, target_size, draft) for path in paths]
     if workers <= 0 or len(jobs) < 2:
         return [_decode_problem(job) for job in jobs]
@@ -117,10 +117,16 @@ def check_split(cfg, name, split, workers=0):
     if not scan.records:
         report.errors.append(no_records_message(report.folder, scan, preset.pattern, pattern_key))
         return report, []
+    what = "list line(s)" if scan.from_list else "file name(s)"
     if scan.bad_names:
-        what = "list line(s)" if scan.from_list else "file name(s)"
         report.errors.append(f"{len(scan.bad_names)} {what} do not match {pattern_key} = "
                              f"{preset.pattern!r} and are skipped: {_listed(scan.bad_names)}")
+    if scan.huge_numbers:
+        report.errors.append(f"{len(scan.huge_numbers)} {what} hold an identity or camera number that does "
+                             f"not fit in 64 bits and are skipped: {_listed(scan.huge_numbers)}")
+    if scan.not_files:
+        report.errors.append(f"{len(scan.not_files)} entries named like images are not image files and are "
+                             f"skipped: {_listed([f'{name} ({why})' for name, why in scan.not_files])}")
     if scan.no_camera:
         report.errors.append(f"{len(scan.no_camera)} list line(s) have no camera in "
                              f"{preset.config_key('CAMERA_FILE')} and are skipped: {_listed(scan.no_camera)}")
@@ -129,8 +135,13 @@ def check_split(cfg, name, split, workers=0):
     if scan.other_files:
         report.notes.append(f"{scan.other_files} non-image file(s) ignored")
 
-    problems = _decode_all([r.path for r in scan.records], input_size(cfg, is_train=split == "train"),
-                           cfg.INPUT.JPEG_DRAFT, workers)
+    decoded = _decode_all([r.path for r in scan.records], input_size(cfg, is_train=split == "train"),
+                          cfg.INPUT.JPEG_DRAFT, workers)
+    problems = [problem for problem, _ in decoded]
+    sixteen_bit = [os.path.basename(record.path) for record, (_, deep) in zip(scan.records, decoded) if deep]
+    if sixteen_bit:
+        report.warnings.append(f"{len(sixteen_bit)} image(s) have 16 bits per channel and are read scaled to 8 "
+                               f"bits: {_listed(sixteen_bit)}")
     unreadable = [problem for problem in problems if problem]
     if unreadable:
         report.errors.append(f"{len(unreadable)} unreadable image(s): {'; '.join(unreadable[:MAX_LISTED])}"

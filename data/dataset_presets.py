@@ -209,10 +209,12 @@ def load_train_set(cfg):
     return merge_sources(per_source, domain_mode(cfg))
 
 
-def load_test_set(cfg):
-    """(query, gallery) records of DATASETS.TARGET: original labels, source and domain -1."""
-    query = load_split(cfg, cfg.DATASETS.TARGET, "query")
-    gallery = load_split(cfg, cfg.DATASETS.TARGET, "gallery")
+def load_test_set(cfg, name=None):
+    """(query, gallery) records of dataset ``name`` (default DATASETS.TARGET): original labels, source and
+    domain -1."""
+    name = name or cfg.DATASETS.TARGET
+    query = load_split(cfg, name, "query")
+    gallery = load_split(cfg, name, "gallery")
     return ([r._replace(source=-1, domain=-1) for r in query],
             [r._replace(source=-1, domain=-1) for r in gallery])
 

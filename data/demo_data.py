@@ -63,6 +63,14 @@ DEFAULT_COUNTS = {
     "opri_gallery_max": 8,
     "opri_cameras": 12,
 }
+# Named sizes: "demo" trains and tests in minutes; "bench" keeps the demo's sources and
+# domain gap but has an opri-style test set of 250 query identities (about 1,600 gallery
+# images) and 100 veri-style test identities (a source-domain validation split), so that
+# a 2-point mAP difference is not lost in the noise of a few dozen queries.
+PRESETS = {
+    "demo": {},
+    "bench": {"opri_test_ids": 250, "veri_test_ids": 100},
+}
 # Counts that `scale` multiplies (identities); the others are per identity.
 _SCALED_COUNTS = ("veri_train_ids", "veri_test_ids", "vehiclex_ids", "opri_train_ids", "opri_test_ids")
 
@@ -928,14 +936,16 @@ def _plan_opri(seed, counts):
 _PLANNERS = {"veri": _plan_veri, "vehiclex": _plan_vehiclex, "opri": _plan_opri}
 
 
-def resolve_counts(scale=1.0, **counts):
-    """DEFAULT_COUNTS with ``counts`` applied and identities multiplied by ``scale``."""
+def resolve_counts(scale=1.0, preset="demo", **counts):
+    """DEFAULT_COUNTS with the preset's and then ``counts``' values, identities multiplied by ``scale``."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown demo preset {preset!r}; known: {', '.join(PRESETS)}")
     unknown = sorted(set(counts) - set(DEFAULT_COUNTS))
     if unknown:
         raise TypeError(f"unknown demo count(s) {unknown}; known: {sorted(DEFAULT_COUNTS)}")
     if scale <= 0:
         raise ValueError(f"scale must be positive, got {scale}")
-    resolved = dict(DEFAULT_COUNTS)
+    resolved = {**DEFAULT_COUNTS, **PRESETS[preset]}
     for key in _SCALED_COUNTS:
         resolved[key] = max(2, int(round(resolved[key] * scale)))
     resolved.update(counts)
@@ -982,14 +992,37 @@ def read_marker(root):
         return None
 
 
+def _files_under(root, folder):
+    """Paths, relative to ``root``, of every file and link under ``root/folder``."""
+    found = []
+    for parent, folders, names in os.walk(os.path.join(root, folder)):
+        links = [name for name in folders if os.path.islink(os.path.join(parent, name))]
+        found += [os.path.relpath(os.path.join(parent, name), root) for name in names + links]
+    return found
+
+
 def _clear_previous(root, layout):
-    """Remove the folders of an earlier generated tree; refuse to touch anything else."""
+    """Remove the files of an earlier generated tree, and only those: a tree that holds any other
+    file (or whose marker does not list its files) is refused before anything is deleted."""
     marker = read_marker(root)
-    generated = set(marker.get("folders", [])) if marker else set()
-    for folder in generated:
-        path = os.path.join(root, folder)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
+    if marker:
+        folders = marker.get("folders", [])
+        written = set(marker.get("files", []))
+        present = [path for folder in folders for path in _files_under(root, folder)]
+        foreign = sorted(path for path in present if path not in written)
+        if foreign or "files" not in marker:
+            what = (f"files the demo generator did not write, e.g. {os.path.join(root, foreign[0])}" if foreign
+                    else "no list of the files it wrote (an older generator's tree)")
+            raise UserError(
+                f"{root} holds demo data of seed {marker.get('seed')} with {what}; nothing was deleted. Move "
+                f"your files out of {', '.join(folders)}, or delete those folders yourself, or set "
+                "DATASETS.ROOT_DIR (--root) to another folder")
+        for path in present:
+            os.remove(os.path.join(root, path))
+        for folder in folders:
+            for parent, _, _ in os.walk(os.path.join(root, folder), topdown=False):
+                os.rmdir(parent)
+        os.remove(os.path.join(root, MARKER_NAME))
     for entry in layout.values():
         path = os.path.join(root, entry["folder"])
         if os.path.exists(path):
@@ -998,20 +1031,32 @@ def _clear_previous(root, layout):
                 f"(DATASETS.ROOT_DIR, or --root of tools/make_demo_data.py)")
 
 
-def generate_demo_data(root, seed=0, scale=1.0, layout=None, workers=None, **counts):
+def _missing(root, layout, shot):
+    entry = layout[shot.dataset]
+    return not os.path.isdir(os.path.join(root, entry["folder"], entry[shot.split]))
+
+
+def generate_demo_data(root, seed=0, scale=1.0, layout=None, workers=None, preset="demo", only_missing=False,
+                       **counts):
     """Write the three demo datasets under ``root``; returns a summary dict.
 
-    ``counts`` override DEFAULT_COUNTS (after ``scale`` multiplies the
-    identity counts); ``layout`` maps each dataset to its folder and split
+    ``preset`` (PRESETS) and then ``counts`` override DEFAULT_COUNTS (after
+    ``scale`` multiplies the identity counts); ``layout`` maps each dataset to its folder and split
     folders (DEFAULT_LAYOUT); ``workers`` processes render (default: all
-    cores). An earlier generated tree under ``root`` is replaced.
+    cores). An earlier generated tree under ``root`` is replaced, file by file
+    (see _clear_previous); with ``only_missing`` it is kept and only its
+    missing split folders are written, with the files the same seed gives.
     """
     started = time.perf_counter()
     layout = layout or DEFAULT_LAYOUT
-    resolved = resolve_counts(scale, **counts)
+    resolved = resolve_counts(scale, preset, **counts)
     shots = plan_shots(seed, resolved)
     os.makedirs(root, exist_ok=True)
-    _clear_previous(root, layout)
+    previous = read_marker(root) if only_missing else None
+    if only_missing:
+        shots = [shot for shot in shots if _missing(root, layout, shot)]
+    else:
+        _clear_previous(root, layout)
     staging = os.path.join(root, ".jifd_demo_staging")
     if os.path.isdir(staging):
         shutil.rmtree(staging)
@@ -1027,12 +1072,15 @@ def generate_demo_data(root, seed=0, scale=1.0, layout=None, workers=None, **cou
         for job in jobs:
             _write_shots(job)
 
-    summary = {"root": os.path.abspath(root), "seed": seed, "version": GENERATOR_VERSION,
-               "counts": resolved, "folders": [], "datasets": {}}
+    summary = {"root": os.path.abspath(root), "seed": seed, "version": GENERATOR_VERSION, "preset": preset,
+               "counts": resolved, "folders": [], "datasets": {},
+               "files": sorted(set(previous.get("files", []) if previous else [])
+                               | {os.path.join(layout[shot.dataset]["folder"], layout[shot.dataset][shot.split],
+                                               shot.name) for shot in shots})}
     for dataset in DATASET_NAMES:
         entry = layout[dataset]
         target = os.path.join(root, entry["folder"])
-        os.makedirs(target)
+        os.makedirs(target, exist_ok=only_missing)
         splits = {}
         for split in ("train", "query", "gallery"):
             picked = [shot for shot in shots if shot.dataset == dataset and shot.split == split]
@@ -1046,7 +1094,7 @@ def generate_demo_data(root, seed=0, scale=1.0, layout=None, workers=None, **cou
         summary["datasets"][dataset] = splits
     shutil.rmtree(staging)
     summary["seconds"] = round(time.perf_counter() - started, 2)
-    marker = {key: summary[key] for key in ("seed", "version", "counts", "folders")}
+    marker = {key: summary[key] for key in ("seed", "version", "preset", "counts", "folders", "files")}
     with open(os.path.join(root, MARKER_NAME), "w") as handle:
         json.dump(marker, handle, indent=1, sort_keys=True)
     return summary
@@ -1067,12 +1115,17 @@ def ensure_demo_data(cfg, scale=1.0, **counts):
     """Generate the demo datasets under cfg.DATASETS.ROOT_DIR unless they are there.
 
     Nothing happens when the folders exist and are either a generated tree of
-    seed cfg.DATASETS.DEMO_SEED (of any size) or a user's own data (no
-    marker). A generated tree of another seed or generator version is
-    replaced. ``scale`` and ``counts`` size a new tree (generate_demo_data).
+    seed cfg.DATASETS.DEMO_SEED and preset cfg.DATASETS.DEMO_PRESET or a
+    user's own data (no marker). A generated tree of that seed and preset
+    with split folders missing gets only those back. A generated tree of
+    another seed, preset or generator version is replaced, unless it holds
+    files the generator did not write: then nothing is deleted and the run
+    stops with a message. ``scale`` and ``counts`` size a new tree
+    (generate_demo_data).
     """
     root = cfg.DATASETS.ROOT_DIR
     seed = int(cfg.DATASETS.DEMO_SEED)
+    preset = cfg.DATASETS.DEMO_PRESET
     layout = layout_from_cfg(cfg)
     _check_patterns(cfg)
     needed = [os.path.join(root, entry["folder"], entry[split])
@@ -1082,12 +1135,22 @@ def ensure_demo_data(cfg, scale=1.0, **counts):
     if complete and marker is None:
         logger.info("%s already holds the datasets; not generating demo data", root)
         return
-    if (complete and marker.get("seed") == seed and marker.get("version") == GENERATOR_VERSION
-            and sorted(marker.get("folders", [])) == sorted(entry["folder"] for entry in layout.values())):
+    same_tree = (marker is not None and marker.get("seed") == seed and marker.get("version") == GENERATOR_VERSION
+                 and marker.get("preset", "demo") == preset
+                 and sorted(marker.get("folders", [])) == sorted(entry["folder"] for entry in layout.values()))
+    if same_tree and complete:
         logger.info("demo data of seed %d found under %s", seed, root)
         return
-    logger.info("generating the demo datasets (seed %d) under %s", seed, root)
-    summary = generate_demo_data(root, seed=seed, scale=scale, layout=layout, **counts)
+    if same_tree and "files" in marker:
+        missing = [path for path in needed if not os.path.isdir(path)]
+        logger.info("regenerating the missing split folder(s) of the %s data (seed %d): %s", preset, seed,
+                    ", ".join(missing))
+        summary = generate_demo_data(root, seed=seed, layout=layout, preset=preset, only_missing=True,
+                                     **marker["counts"])
+        logger.info("demo data written in %.1f s: %s", summary["seconds"], describe_summary(summary))
+        return
+    logger.info("generating the %s datasets (seed %d) under %s", preset, seed, root)
+    summary = generate_demo_data(root, seed=seed, scale=scale, layout=layout, preset=preset, **counts)
     logger.info("demo data written in %.1f s: %s", summary["seconds"], describe_summary(summary))
 
 

@@ -56,6 +56,10 @@ class ImageDataset(Dataset):
         """How many distinct files were found unreadable so far (skipped or blanked)."""
         return int(self._unreadable.sum())
 
+    def unreadable_flags(self):
+        """A copy of the per-record flags: 1 where the file was found unreadable so far."""
+        return self._unreadable.clone()
+
     def __len__(self):
         return len(self.records)
 

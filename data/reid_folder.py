@@ -30,6 +30,8 @@ MAX_NAME_WARNINGS = 5
 # Without a camid group, an image's camera is its position in its split, and the gallery's count from here,
 # so that no query and gallery image share a camera.
 GALLERY_CAMERA_BASE = 1 << 30
+# Identities and cameras become int64 tensors when a batch is collated.
+_LARGEST_NUMBER = 2 ** 63 - 1
 
 
 class ImageRecord(NamedTuple):
@@ -47,9 +49,12 @@ class ImageRecord(NamedTuple):
 
 
 def compile_pattern(pattern, pattern_key, required=("pid",)):
-    """The file-name regex, checked for the ``required`` named groups."""
+    """The file-name regex, checked for the ``required`` named groups.
+
+    Compiled ASCII-only: \\d must not read full-width or other Unicode digits as ids.
+    """
     try:
-        regex = re.compile(pattern)
+        regex = re.compile(pattern, re.ASCII)
     except re.error as err:
         raise ConfigError(f"{pattern_key} = {pattern!r} is not a valid regular expression ({err})") from None
     missing = set(required) - set(regex.groupindex)
@@ -73,6 +78,10 @@ class FolderScan:
     records: list = field(default_factory=list)
     names: list = field(default_factory=list)
     bad_names: list = field(default_factory=list)
+    # Names whose identity or camera number does not fit in int64.
+    huge_numbers: list = field(default_factory=list)
+    # (name, why) of the entries named like images that are not files: broken links, folders.
+    not_files: list = field(default_factory=list)
     junk: int = 0
     other_files: int = 0
     # A list file's scan: names and bad_names are its lines.
@@ -80,27 +89,37 @@ class FolderScan:
     # Lines of a list file that CAMERA_FILE gives no camera for.
     no_camera: list = field(default_factory=list)
 
-
-    def add(self, path, pid, camid):
-        """Keep the record, or count it as junk."""
-        if pid == JUNK_PID:
+    def add(self, name, path, pid, camid):
+        """Keep the record of the file (or line) ``name``, or count it as junk or as too large a number."""
+        if max(abs(pid), abs(camid)) > _LARGEST_NUMBER:
+            self.huge_numbers.append(name)
+        elif pid == JUNK_PID:
             self.junk += 1
         else:
             self.records.append(ImageRecord(path, pid, camid))
 
 
+def _not_a_file(entry):
+    if entry.is_symlink() and not os.path.exists(entry.path):
+        return "a broken symbolic link"
+    return "a folder" if entry.is_dir() else "not a regular file"
+
+
 def scan_split_folder(folder, regex, camera_base=0):
     """Images of ``folder`` sorted by name, parsed with the compiled file-name ``regex``."""
     with os.scandir(folder) as entries:
-        files = [entry.name for entry in entries if entry.is_file() and not entry.name.startswith(".")]
+        entries = [entry for entry in entries if not entry.name.startswith(".")]
+    files = [entry.name for entry in entries if entry.is_file()]
     scan = FolderScan(names=sorted(name for name in files if name.lower().endswith(IMAGE_EXTENSIONS)))
     scan.other_files = len(files) - len(scan.names)
+    scan.not_files = sorted((entry.name, _not_a_file(entry)) for entry in entries
+                            if not entry.is_file() and entry.name.lower().endswith(IMAGE_EXTENSIONS))
     for position, name in enumerate(scan.names):
         match = regex.fullmatch(name)
         if match is None:
             scan.bad_names.append(name)
             continue
-        scan.add(os.path.join(folder, name), *label(match, position, camera_base))
+        scan.add(name, os.path.join(folder, name), *label(match, position, camera_base))
     return scan
 
 
@@ -121,19 +140,28 @@ def _item(scan, where, name):
     return f"line {name!r} of {where}" if scan.from_list else os.path.join(where, name)
 
 
-def checked_records(scan, where, pattern, pattern_key, strict=False):
-    """The records of the scan of a folder or a list file ``where``; its bad names (or lines) are warned and
-    skipped, or an error when ``strict``."""
+def skipped_entries(scan, pattern, pattern_key):
+    """(name, reason) of every entry (or line) of ``scan`` named like an image that gives no record (junk and
+    lines without a camera aside)."""
     what = "line" if scan.from_list else "file name"
-    if strict and scan.bad_names:
-        raise UserError(f"{_item(scan, where, scan.bad_names[0])}: {what} does not match {pattern_key} = "
-                        f"{pattern!r} (DATASETS.STRICT is on)")
-    for name in scan.bad_names[:MAX_NAME_WARNINGS]:
-        logger.warning("skipped %s: %s does not match %s = %r", _item(scan, where, name), what, pattern_key, pattern)
-    if len(scan.bad_names) > MAX_NAME_WARNINGS:
-        logger.warning("skipped %d more %ss in %s that do not match %s",
-                       len(scan.bad_names) - MAX_NAME_WARNINGS, "line" if scan.from_list else "file", where,
-                       pattern_key)
+    return ([(name, f"{what} does not match {pattern_key} = {pattern!r}") for name in scan.bad_names]
+            + [(name, f"its identity or camera number does not fit in 64 bits ({pattern_key})")
+               for name in scan.huge_numbers]
+            + scan.not_files)
+
+
+def checked_records(scan, where, pattern, pattern_key, strict=False):
+    """The records of the scan of a folder or a list file ``where``; the entries (or lines) that give no record
+    are warned and skipped, or an error when ``strict``."""
+    skipped = skipped_entries(scan, pattern, pattern_key)
+    if strict and skipped:
+        name, reason = skipped[0]
+        raise UserError(f"{_item(scan, where, name)}: {reason} (DATASETS.STRICT is on)")
+    for name, reason in skipped[:MAX_NAME_WARNINGS]:
+        logger.warning("skipped %s: %s", _item(scan, where, name), reason)
+    if len(skipped) > MAX_NAME_WARNINGS:
+        logger.warning("skipped %d more %s in %s, for the reasons above (%s, or not image files)",
+                       len(skipped) - MAX_NAME_WARNINGS, "lines" if scan.from_list else "files", where, pattern_key)
     if scan.no_camera:
         if strict:
             raise UserError(f"{_item(scan, where, scan.no_camera[0])}: the camera file gives it no camera "

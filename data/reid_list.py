@@ -53,5 +53,5 @@ def scan_split_list(list_file, regex, image_dir, suffix="", cameras=None, camera
                 scan.no_camera.append(line)
                 continue
             camid = cameras[relative]
-        scan.add(os.path.join(image_dir, relative + suffix), pid, camid)
+        scan.add(line, os.path.join(image_dir, relative + suffix), pid, camid)
     return scan

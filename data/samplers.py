@@ -45,15 +45,17 @@ class RandomIdentitySampler(_EpochSeeded):
     """P x K batches: P identities with K images each (BoT's sampler).
 
     An identity with fewer than K images is sampled with replacement. With
-    records from two or more sources every batch holds identities of every
-    source, P split evenly (the remainder rotates), because the image-level
-    module pairs each image with one of another domain. A pass yields
+    ``balance_sources`` and records from two or more sources every batch
+    holds identities of every source, P split evenly (the remainder
+    rotates), because the image-level module pairs each image with one of
+    another domain; without it, identities are drawn uniformly from all
+    sources together, as in BoT. A pass yields
     (chunks of K over all identities) // (P x world_size) global batches;
     a source that runs out of identities within a pass is reshuffled and
     reused, so small sources recur and large ones are subsampled.
     """
 
-    def __init__(self, records, batch_size, num_instances, seed=0, rank=0, world_size=1):
+    def __init__(self, records, batch_size, num_instances, seed=0, rank=0, world_size=1, balance_sources=True):
         if batch_size % num_instances:
             raise UserError(f"batch size {batch_size} is not a multiple of "
                             f"DATALOADER.NUM_INSTANCE = {num_instances}")
@@ -63,7 +65,8 @@ class RandomIdentitySampler(_EpochSeeded):
 
         by_source = {}
         for index, record in enumerate(records):
-            by_source.setdefault(record.source, {}).setdefault(record.pid, []).append(index)
+            pool = record.source if balance_sources else 0
+            by_source.setdefault(pool, {}).setdefault((record.source, record.pid), []).append(index)
         self.sources = sorted(by_source)
         self.index_lists = [[by_source[s][pid] for pid in sorted(by_source[s])] for s in self.sources]
         if self.num_pids_per_batch < len(self.sources):

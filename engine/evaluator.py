@@ -1,9 +1,12 @@
 """Feature extraction and re-ID evaluation on the target's query + gallery."""
 import logging
+import os
 
+import ignite.distributed as idist
 import torch
 from ignite.engine import Engine
 
+from utils.errors import UserError
 from utils.reid_metric import ReIDMetric
 
 logger = logging.getLogger("jifd.eval")
@@ -79,13 +82,43 @@ def create_evaluator(model, precision, metric, flip=False):
     return evaluator
 
 
+def count_unreadable(dataset, num_query, max_fraction):
+    """(unreadable queries, unreadable gallery images) of the test ``dataset`` (query first), over every process.
+
+    Each was evaluated as a blank image; above ``max_fraction`` (TEST.MAX_UNREADABLE) of the query or
+    of the gallery the metrics would describe blank images, so they are refused, naming the folder.
+    """
+    flags = dataset.unreadable_flags().int()
+    if idist.get_world_size() > 1:
+        # Each process read its shard; an image repeated to pad a shard counts once.
+        flags = idist.all_reduce(flags, op="MAX")
+    records = dataset.records
+    counts = []
+    for split, part, split_records in (("query", flags[:num_query], records[:num_query]),
+                                       ("gallery", flags[num_query:], records[num_query:])):
+        count = int(part.sum())
+        counts.append(count)
+        if count > max_fraction * len(split_records):
+            folders = sorted({os.path.dirname(record.path) for record, bad in zip(split_records, part) if bad})
+            raise UserError(
+                f"{count} of {len(split_records)} {split} images in {', '.join(folders)} are unreadable "
+                f"({100.0 * count / len(split_records):.1f}%, above TEST.MAX_UNREADABLE = {max_fraction:g}): "
+                "metrics over blank stand-ins would mislead, so none were written. Restore the files "
+                "(tools/check_dataset.py lists them), or raise TEST.MAX_UNREADABLE")
+    return tuple(counts)
+
+
 def evaluate(cfg, model, data, precision):
-    """Metrics of ``model`` on ``data.test_loader`` (query first, then gallery)."""
+    """Metrics of ``model`` on ``data.test_loader`` (query first, then gallery), with the counts of
+    unreadable test images ("unreadable_query", "unreadable_gallery")."""
     metric = build_reid_metric(cfg, data.num_query)
     evaluator = create_evaluator(model, precision, metric, flip=cfg.TEST.FLIP)
     evaluator.run(IndexedBatches(data.test_loader))
-    unreadable = data.test_loader.dataset.num_unreadable
-    if unreadable:
-        logger.warning("%d unreadable test image(s) were replaced by blank images (named in the warnings above); "
-                       "the metrics count them as uninformative images", unreadable)
-    return dict(evaluator.state.metrics["reid"])
+    unreadable_query, unreadable_gallery = count_unreadable(data.test_loader.dataset, data.num_query,
+                                                            cfg.TEST.MAX_UNREADABLE)
+    if unreadable_query + unreadable_gallery:
+        logger.warning("%d unreadable query and %d unreadable gallery image(s) were replaced by blank images "
+                       "(named in the warnings above); the metrics count them as uninformative images",
+                       unreadable_query, unreadable_gallery)
+    return dict(evaluator.state.metrics["reid"], unreadable_query=unreadable_query,
+                unreadable_gallery=unreadable_gallery)

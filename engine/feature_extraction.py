@@ -13,6 +13,7 @@ from data.image_dataset import ImageDataset
 from data.reid_folder import IMAGE_EXTENSIONS, ImageRecord, compile_pattern, label
 from data.transforms import build_transforms, input_size
 from utils.errors import UserError
+from utils.file_faults import make_folder, reported_write_faults
 
 from .evaluator import extract_batch_features
 from .runtime import resolve_device
@@ -106,21 +107,29 @@ def extract_features(model, loader, precision, flip=False):
                              np.concatenate(camids).astype(np.int64), paths)
 
 
+def check_output_file(path, what="--out"):
+    """Refuse, before any work, an output file that could not be written: a folder, or under a file."""
+    if os.path.isdir(path):
+        raise UserError(f"{what} {path} is a folder: give the path of the file to write")
+    make_folder(os.path.dirname(os.path.abspath(path)), f"the folder of {what}")
+
+
 def save_features(path, extracted):
     """Write ``extracted`` as a .npz with arrays features (N x D), pids, camids, paths (N each)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     partial = f"{path}.partial"
     # Written aside then renamed, so that an interrupted run leaves no truncated file under the real name.
-    with open(partial, "wb") as handle:
-        np.savez(handle, features=extracted.features.numpy(), pids=extracted.pids, camids=extracted.camids,
-                 paths=np.asarray(extracted.paths, dtype=str))
-    os.replace(partial, path)
+    with reported_write_faults(path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(partial, "wb") as handle:
+            np.savez(handle, features=extracted.features.numpy(), pids=extracted.pids, camids=extracted.camids,
+                     paths=np.asarray(extracted.paths, dtype=str))
+        os.replace(partial, path)
     return path
 
 
 def extract_to_file(cfg, model, precision, out, folder="", split="", dataset=""):
     """Features of ``folder`` or of ``split`` (of ``dataset``) written to ``out``; returns the ExtractedFeatures."""
+    check_output_file(out)
     if folder:
         preset = get_preset(cfg, dataset or cfg.DATASETS.TARGET)
         records = folder_records(folder, preset.pattern, preset.config_key("PATTERN"))

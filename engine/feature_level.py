@@ -89,6 +89,10 @@ class FeatureLevelExtension:
         self._seen = 0
         return accuracy
 
+    def modules(self):
+        """The networks this extension trains (for DDP's gradient averaging)."""
+        return [self.classifier]
+
     def state_dict(self):
         return {"classifier": self.classifier.state_dict(), "optimizer": self.optimizer.state_dict()}
 

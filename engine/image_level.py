@@ -1,21 +1,23 @@
 """Training extension of the image level: swaps, their losses, and the generator's own steps.
 
-Per iteration: the re-ID batch is brought to the generator's range and size;
-every image i gets a partner j from another domain; the disentangler's
-terms (layers.image_disentangle_loss) join the main loss, and the re-ID model
-runs once more, on swapped images x_ij, for L_gen: on GEN_FRACTION of each
-identity's swaps, since that pass costs as much as the baseline's own per
-image. By default the swaps are detached for L_gen
-(GEN_UPDATES_GENERATOR False): L_gen then trains the re-ID model only, since a
-re-ID model that still errs lowers its loss fastest when Dec ignores s, and
-the demo's swaps lost their style within its 120 joint iterations.
-The disentangler (all but T) is updated by its own Adam from the same
-backward pass; T then maximises the MINE bound on the codes kept from this
-batch, in float32.
+Per joint iteration:
+- the re-ID batch is brought to the generator's range and size; every image i
+  gets a partner j from another domain; the disentangler's terms
+  (layers.image_disentangle_loss) join the main loss;
+- the live re-ID model learns from the swaps x_ij (layers.swap_reid_loss) on
+  GEN_FRACTION of each identity's swaps, detached from the generator and in a
+  pass that leaves every BatchNorm running statistic as it was
+  (modeling.frozen_statistics), with the teacher's soft labels; its weight
+  ramps up from 0 over GEN_RAMP_ITERS;
+- the generator learns to keep the identity through the teacher, a frozen copy
+  of the re-ID model that no optimiser steps (modeling.reid_teacher, W_GEN_ID);
+- after the one backward: the disentangler's Adam, then T's and D's own
+  ascent steps, then the teacher's moving-average refresh.
+The adversarial term on c (confusion of C_adv, or DAL's gradient reversal)
+grows over the whole run by DANN's ramp.
 
 DISENTANGLE.IMAGE.WARMUP_ITERS first trains the disentangler alone: from
-random weights Dec's swaps are noise for a few hundred iterations, and L_gen
-would meanwhile train the re-ID model on noise.
+random weights Dec's swaps are noise for a few hundred iterations.
 """
 import logging
 import math
@@ -23,19 +25,28 @@ import os
 import time
 
 import torch
+import torch.nn.functional as F
 
 from config import ConfigError
-from layers.image_disentangle_loss import (
-    ImageDisentangleLoss, mine_lower_bound, swapped_reid_loss)
+from layers.image_disentangle_loss import ImageDisentangleLoss, mine_lower_bound
+from layers.lsgan_loss import discriminator_loss
+from layers.swap_reid_loss import SwapReIDLoss
+from modeling.domain_discriminator import MultiScaleDomainDiscriminator
+from modeling.domain_pairing import pair_across_domains
+from modeling.frozen_statistics import frozen_batchnorm_statistics
 from modeling.image_disentangler import ImageDisentangler
+from modeling.reid_teacher import ReIDTeacher
+from modeling.weight_loading import load_reid_weights
 
 from .distributed import all_processes_finite
+from .runtime import derived_seed, seed_epoch
 from .swap_pictures import pick_grid_sources, render_swap_grid, training_grid_sources, unit_images
 from .train_step import NonFiniteLossError
+from .warmup_cache import load_warmup, save_warmup
 
 logger = logging.getLogger("jifd.train.image_level")
 
-_WEIGHT_KEYS = ("W_REC", "W_CYC", "W_CODE", "W_DOM", "W_ADV", "W_MI", "W_GEN")
+_WEIGHT_KEYS = ("W_REC", "W_CYC", "W_CODE", "W_DOM", "W_ADV", "W_MI", "W_GAN", "W_GEN", "W_GEN_ID")
 # Adam betas of image-to-image GANs (MUNIT, DG-Net): a short momentum memory.
 _BETAS = (0.5, 0.999)
 _GRID_SOURCES = 6
@@ -43,32 +54,30 @@ _GRID_SOURCES = 6
 
 def _check_cfg(cfg):
     image_cfg = cfg.DISENTANGLE.IMAGE
-    for key in _WEIGHT_KEYS + ("LR", "GRL_LAMBDA", "WARMUP_ITERS"):
+    for key in _WEIGHT_KEYS + ("LR", "GRL_LAMBDA", "WARMUP_ITERS", "GEN_RAMP_ITERS", "ADV_HIDDEN_DIM"):
         if image_cfg[key] < 0:
             raise ConfigError(f"DISENTANGLE.IMAGE.{key} = {image_cfg[key]} must be >= 0")
     if not 0 < image_cfg.GEN_FRACTION <= 1:
         raise ConfigError(f"DISENTANGLE.IMAGE.GEN_FRACTION = {image_cfg.GEN_FRACTION} must be in (0, 1]")
-    for key in ("BASE_CHANNELS", "ID_DIM", "DOMAIN_DIM", "MLP_DIM", "MINE_DIM"):
+    if not 0 <= image_cfg.TEACHER_MOMENTUM < 1:
+        raise ConfigError(f"DISENTANGLE.IMAGE.TEACHER_MOMENTUM = {image_cfg.TEACHER_MOMENTUM} must be in [0, 1)")
+    for key in ("BASE_CHANNELS", "ID_DIM", "DOMAIN_DIM", "MLP_DIM", "MINE_DIM", "DIS_CHANNELS", "DIS_SCALES"):
         if image_cfg[key] < 1:
             raise ConfigError(f"DISENTANGLE.IMAGE.{key} = {image_cfg[key]} must be >= 1")
-    height, width = image_cfg.SIZE
+    if image_cfg.SIZE and len(image_cfg.SIZE) != 2:
+        raise ConfigError(f"DISENTANGLE.IMAGE.SIZE = {list(image_cfg.SIZE)}: give [height, width], "
+                          "or [] for the re-ID input size")
+    height, width = image_cfg.SIZE or cfg.INPUT.SIZE_TRAIN
     if height % 16 or width % 16:
         raise ConfigError(
-            f"DISENTANGLE.IMAGE.SIZE = {list(image_cfg.SIZE)}: height and width must be multiples "
-            "of 16 (E_dom halves them 4 times, Dec doubles E_id's H/4 x W/4 code twice)")
-
-
-def pair_across_domains(domains):
-    """partner[i]: a random j with domains[j] != domains[i]; j != i when i's domain fills the batch.
-
-    Draws from the torch RNG of ``domains``' device, so it repeats under a seed.
-    """
-    count = domains.numel()
-    other_domain = domains[None, :] != domains[:, None]
-    not_self = ~torch.eye(count, dtype=torch.bool, device=domains.device)
-    allowed = torch.where(other_domain.any(dim=1, keepdim=True), other_domain, not_self)
-    scores = torch.rand(count, count, device=domains.device).masked_fill(~allowed, -1.0)
-    return scores.argmax(dim=1)
+            f"DISENTANGLE.IMAGE.SIZE = {list(image_cfg.SIZE)} (or INPUT.SIZE_TRAIN when empty): height and "
+            "width must be multiples of 16 (E_dom halves them 4 times, Dec doubles E_id's H/4 x W/4 code twice)")
+    if image_cfg.W_GEN_ID and image_cfg.TEACHER == "none":
+        raise ConfigError("DISENTANGLE.IMAGE.W_GEN_ID > 0 needs a teacher to judge the swaps: set "
+                          "DISENTANGLE.IMAGE.TEACHER to 'ema' or 'checkpoint', or W_GEN_ID 0")
+    if image_cfg.TEACHER == "checkpoint" and not image_cfg.TEACHER_WEIGHT:
+        raise ConfigError("DISENTANGLE.IMAGE.TEACHER = 'checkpoint' needs DISENTANGLE.IMAGE.TEACHER_WEIGHT, "
+                          "a re-ID checkpoint trained on the same sources")
 
 
 def select_per_identity(pids, fraction):
@@ -88,52 +97,210 @@ def select_per_identity(pids, fraction):
     return torch.tensor(kept, dtype=torch.long, device=pids.device)
 
 
-class ImageLevelExtension:
-    """Image-level terms ("img_rec", "img_cyc", "img_code", "img_dom", "img_adv", "img_mi",
-    "gen_id", "gen_triplet"), the disentangler's Adam and T's maximisation step."""
+def dann_ramp(progress, maximum=1.0):
+    """DANN's schedule (Ganin et al., 2016): 0 at the start, towards ``maximum`` as progress goes to 1."""
+    return maximum * (2.0 / (1.0 + math.exp(-10.0 * min(max(progress, 0.0), 1.0))) - 1.0)
 
-    def __init__(self, cfg, num_domains, device, train_records=()):
+
+def linear_ramp(step, length):
+    """0 at step 0, 1 from step ``length`` on; 1 throughout when ``length`` is 0."""
+    return 1.0 if length <= 0 else min(1.0, step / length)
+
+
+def _build_teacher(cfg, model):
+    image_cfg = cfg.DISENTANGLE.IMAGE
+    if image_cfg.TEACHER == "none":
+        return None
+    if image_cfg.TEACHER == "checkpoint":
+        teacher = ReIDTeacher(model, momentum=1.0)
+        load_reid_weights(teacher.net, image_cfg.TEACHER_WEIGHT, logger=logger,
+                          config_key="DISENTANGLE.IMAGE.TEACHER_WEIGHT")
+        return teacher
+    return ReIDTeacher(model, momentum=image_cfg.TEACHER_MOMENTUM)
+
+
+class ImageLevelExtension:
+    """Image-level terms ("img_rec", "img_cyc", "img_code", "img_dom", "img_adv", "img_mi", "img_gan",
+    "img_id", "gen_id", "gen_triplet"), the disentangler's Adam, T's and D's steps, the teacher."""
+
+    def __init__(self, cfg, num_domains, device, model, reid_loss, total_iters, train_records=()):
         _check_cfg(cfg)
         image_cfg = cfg.DISENTANGLE.IMAGE
-        self.disentangler = ImageDisentangler(cfg, num_domains).to(device)
+        self.seed = cfg.SOLVER.SEED
+        # Its own random stream: the disentangler starts from the same weights whatever was built before
+        # it, so that the +image and full ablation rows of one seed can share one generator warm-up.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derived_seed(self.seed, "image_level"))
+            self.disentangler = ImageDisentangler(cfg, num_domains).to(device)
+            self.discriminator = (MultiScaleDomainDiscriminator(
+                num_domains, image_cfg.DIS_CHANNELS, image_cfg.DIS_SCALES).to(device) if image_cfg.W_GAN else None)
         self.channels_last = device.type == "cuda" and bool(cfg.SOLVER.CHANNELS_LAST)
         if self.channels_last:
             self.disentangler.to(memory_format=torch.channels_last)
         self.criterion = ImageDisentangleLoss(
-            w_rec=image_cfg.W_REC, w_cyc=image_cfg.W_CYC, w_code=image_cfg.W_CODE,
-            w_dom=image_cfg.W_DOM, w_adv=image_cfg.W_ADV, w_mi=image_cfg.W_MI)
-        self.w_gen = image_cfg.W_GEN
-        self.gen_updates_generator = image_cfg.GEN_UPDATES_GENERATOR
+            w_rec=image_cfg.W_REC, w_cyc=image_cfg.W_CYC, w_code=image_cfg.W_CODE, w_dom=image_cfg.W_DOM,
+            w_adv=image_cfg.W_ADV, w_mi=image_cfg.W_MI, w_gan=image_cfg.W_GAN, adversary=image_cfg.ADVERSARY)
+        self.swap_loss = SwapReIDLoss(reid_loss.id_criterion, reid_loss.triplet_criterion,
+                                      joint_triplet=image_cfg.GEN_JOINT_TRIPLET)
+        self.model = model
+        self.teacher = _build_teacher(cfg, model) if (image_cfg.W_GEN or image_cfg.W_GEN_ID) else None
+        self.teacher_input = image_cfg.TEACHER_INPUT
+        self.freeze_swap_statistics = image_cfg.SWAP_BN_STATS == "frozen"
+        self.swap_onto_real = image_cfg.SWAP_IMAGE == "onto_real"
+        self.w_gen, self.w_gen_id = image_cfg.W_GEN, image_cfg.W_GEN_ID
+        self.gen_ramp_iters = image_cfg.GEN_RAMP_ITERS
         self.gen_fraction = image_cfg.GEN_FRACTION
+        self.grl_lambda = image_cfg.GRL_LAMBDA
+        self.adv_ramp = image_cfg.ADV_RAMP
         self.vis_period = image_cfg.VIS_PERIOD
         self.warmup_iters = image_cfg.WARMUP_ITERS
+        self.warmup_cache = image_cfg.WARMUP_CACHE
+        self.cfg = cfg
+        self.total_steps = max(1, self.warmup_iters + total_iters)
+        self.steps_done = 0
+        self.joint_steps = 0
         self.grid_paths = training_grid_sources(train_records, _GRID_SOURCES) if self.vis_period else []
         # Read now, so that a broken file is found before training, not after an epoch.
         self.grid_images = unit_images(self.grid_paths, self.disentangler.size) if self.grid_paths else None
+        confusion = image_cfg.ADVERSARY == "confusion"
         self.optimizer = torch.optim.Adam(
-            self.disentangler.generator_parameters(), lr=image_cfg.LR, betas=_BETAS)
+            self.disentangler.generator_parameters(with_adversary=not confusion), lr=image_cfg.LR, betas=_BETAS)
         self.mine_optimizer = torch.optim.Adam(
             self.disentangler.statistics_net.parameters(), lr=image_cfg.LR, betas=_BETAS)
+        self.adversary_optimizer = (torch.optim.Adam(self.disentangler.adversarial_classifier.parameters(),
+                                                     lr=image_cfg.LR, betas=_BETAS) if confusion else None)
+        self.discriminator_optimizer = (torch.optim.Adam(self.discriminator.parameters(), lr=image_cfg.LR,
+                                                         betas=_BETAS) if self.discriminator else None)
         self._has_terms = False
         self._kept_codes = None
+        self._kept_images = None
+
+    # ------------------------------------------------------------------ per step
+    def _set_adversary_scale(self):
+        maximum = self.grl_lambda if self.criterion.adversary == "reversal" else 1.0
+        progress = self.steps_done / self.total_steps
+        self.criterion.adversary_scale = dann_ramp(progress, maximum) if self.adv_ramp else maximum
 
     def _disentangle(self, images, domains, need_swapped):
-        """The disentangler's own terms on a re-ID batch; keeps the codes for T's step."""
+        """The disentangler's own terms on a re-ID batch; keeps what T's and D's steps need."""
         self._has_terms = self.criterion.active(need_swapped=need_swapped)
         if not self._has_terms:
             return {}, None
+        self._set_adversary_scale()
         x = self.disentangler.from_reid(images)
         partner = pair_across_domains(domains)
         shuffle = torch.randperm(len(domains), device=domains.device) if self.criterion.w_mi else None
-        losses, result = self.criterion(self.disentangler, x, domains, partner, shuffle, need_swapped=need_swapped)
+        losses, result = self.criterion(self.disentangler, x, domains, partner, shuffle,
+                                        need_swapped=need_swapped, discriminator=self.discriminator,
+                                        need_reconstructed=need_swapped and self.swap_onto_real)
         if result.pooled_id is not None:
-            self._kept_codes = (result.pooled_id, result.domain_code)
+            self._kept_codes = (result.pooled_id, result.domain_code, domains)
+        if self.discriminator is not None:
+            self._kept_images = (x.detach(), domains, result.swapped.detach(), domains[partner])
         return losses, result
 
+    def gen_weights(self):
+        """(W_GEN, W_GEN_ID) at this joint step, after their ramp-up."""
+        ramp = linear_ramp(self.joint_steps, self.gen_ramp_iters)
+        return self.w_gen * ramp, self.w_gen_id * ramp
+
+    def compute_losses(self, batch, outputs, model, reid_loss):
+        w_gen, w_gen_id = self.gen_weights()
+        losses, result = self._disentangle(batch["images"], batch["domains"], need_swapped=bool(w_gen or w_gen_id))
+        if not (w_gen or w_gen_id):
+            return losses
+        pids = batch["pids"]
+        kept = select_per_identity(pids, self.gen_fraction)
+        if self.swap_onto_real:
+            swapped = self.disentangler.swap_onto(batch["images"][kept], result.swapped[kept],
+                                                  result.reconstructed[kept])
+        else:
+            swapped = self.disentangler.to_reid(result.swapped[kept], batch["images"].shape[-2:])
+        if self.channels_last:
+            swapped = swapped.contiguous(memory_format=torch.channels_last)
+        if w_gen:
+            teacher_logits = None
+            if self.teacher is not None:
+                teacher_images = batch["images"][kept] if self.teacher_input == "real" else swapped.detach()
+                with torch.no_grad(), frozen_batchnorm_statistics(self.teacher):
+                    teacher_logits = self.teacher(teacher_images)["cls_score"]
+            if self.freeze_swap_statistics:
+                with frozen_batchnorm_statistics(self.model):
+                    swap_outputs = model(swapped.detach())
+            else:
+                swap_outputs = model(swapped.detach())
+            losses.update(self.swap_loss(swap_outputs, pids[kept], outputs, pids, teacher_logits, weight=w_gen))
+        if w_gen_id:
+            with frozen_batchnorm_statistics(self.teacher):
+                judged = self.teacher(swapped)["cls_score"]
+            losses["img_id"] = w_gen_id * F.cross_entropy(judged.float(), pids[kept])
+        return losses
+
+    def zero_grad(self):
+        self.optimizer.zero_grad(set_to_none=True)
+        self.mine_optimizer.zero_grad(set_to_none=True)
+
+    def step(self, scaler, joint=True):
+        """After the main backward: the disentangler's step, then T's, C_adv's and D's own steps, then
+        the teacher's refresh."""
+        if self._has_terms:
+            scaler.step(self.optimizer)
+            self._has_terms = False
+        self._step_statistics_net_and_adversary()
+        self._step_discriminator()
+        self.steps_done += 1
+        if joint:
+            self.joint_steps += 1
+            if self.teacher is not None:
+                self.teacher.update(self.model, self.joint_steps)
+
+    def _step_statistics_net_and_adversary(self):
+        """T ascends the MINE bound and, in confusion mode, C_adv learns the domain, on this step's codes."""
+        if self._kept_codes is None:
+            return
+        pooled_id, domain_code, domains = self._kept_codes
+        self._kept_codes = None
+        pooled_id = pooled_id.float()
+        if self.criterion.w_mi:
+            domain_code = domain_code.float()
+            self.mine_optimizer.zero_grad(set_to_none=True)
+            shuffle = torch.randperm(len(domain_code), device=domain_code.device)
+            bound = mine_lower_bound(self.disentangler.statistics_net, pooled_id, domain_code, shuffle)
+            (-bound).backward()
+            self.mine_optimizer.step()
+        if self.criterion.w_adv and self.adversary_optimizer is not None:
+            self.adversary_optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(self.disentangler.adversarial_classifier(pooled_id), domains).backward()
+            self.adversary_optimizer.step()
+
+    def _step_discriminator(self):
+        if self._kept_images is None:
+            return
+        real, real_domains, swapped, swapped_domains = self._kept_images
+        self._kept_images = None
+        self.discriminator_optimizer.zero_grad(set_to_none=True)
+        loss = discriminator_loss(self.discriminator(real.float(), real_domains),
+                                  self.discriminator(swapped.float(), swapped_domains))
+        loss.backward()
+        self.discriminator_optimizer.step()
+
+    # ------------------------------------------------------------------ generator warm-up
     def warm_up(self, loader, precision):
-        """WARMUP_ITERS steps of the disentangler alone, on the training batches; the re-ID model waits."""
+        """WARMUP_ITERS steps of the disentangler alone, on the training batches; the re-ID model waits.
+
+        Seeded from SOLVER.SEED alone, so that two runs of one seed warm up alike;
+        with WARMUP_CACHE, a warm-up of the same configuration is read instead of run.
+        """
         if not self.warmup_iters:
             return
+        if self.warmup_cache and load_warmup(self.warmup_cache, self.cfg, self):
+            logger.info("generator warm-up read from %s", self.warmup_cache)
+            return
+        if not self.criterion.active():
+            logger.warning("DISENTANGLE.IMAGE.WARMUP_ITERS = %d, but no disentangler term has a "
+                           "weight: nothing to warm up", self.warmup_iters)
+            return
+        seed_epoch(self.seed, 0)
         started = time.time()
         scaler = precision.grad_scaler()
         self.train()
@@ -144,10 +311,6 @@ class ImageLevelExtension:
                 with precision.autocast():
                     losses, _ = self._disentangle(precision.images(batch["images"]),
                                                   batch["domains"].to(precision.device), need_swapped=False)
-                if not losses:
-                    logger.warning("DISENTANGLE.IMAGE.WARMUP_ITERS = %d, but no disentangler term has a "
-                                   "weight: nothing to warm up", self.warmup_iters)
-                    return
                 # As in the joint step: under DDP every process stops together.
                 if not all_processes_finite(torch.stack([value.detach().float() for value in losses.values()])):
                     raise NonFiniteLossError(
@@ -155,7 +318,7 @@ class ImageLevelExtension:
                         + ", ".join(f"{name} {value.item():.4g}" for name, value in losses.items())
                         + "; lower DISENTANGLE.IMAGE.LR or try SOLVER.AMP off.")
                 scaler.scale(sum(losses.values())).backward()
-                self.step(scaler)
+                self.step(scaler, joint=False)
                 scaler.update()
                 done += 1
                 if done % 100 == 0 or done == self.warmup_iters:
@@ -164,55 +327,54 @@ class ImageLevelExtension:
                                 time.time() - started)
                 if done == self.warmup_iters:
                     break
+        if self.warmup_cache:
+            save_warmup(self.warmup_cache, self.cfg, self)
 
-    def compute_losses(self, batch, outputs, model, reid_loss):
-        losses, result = self._disentangle(batch["images"], batch["domains"], need_swapped=bool(self.w_gen))
-        if self.w_gen:
-            pids = batch["pids"]
-            if self.gen_fraction < 1:
-                kept = select_per_identity(pids, self.gen_fraction)
-                swapped, pids = result.swapped[kept], pids[kept]
-            else:
-                swapped = result.swapped
-            if not self.gen_updates_generator:
-                swapped = swapped.detach()
-            swapped = self.disentangler.to_reid(swapped, batch["images"].shape[-2:])
-            if self.channels_last:
-                swapped = swapped.contiguous(memory_format=torch.channels_last)
-            losses.update(swapped_reid_loss(reid_loss, model(swapped), pids, self.w_gen))
-        return losses
+    # ------------------------------------------------------------------ state
+    def modules(self):
+        """The networks this extension trains (for DDP's gradient averaging)."""
+        return [module for module in (self.disentangler, self.discriminator) if module is not None]
 
-    def zero_grad(self):
-        self.optimizer.zero_grad(set_to_none=True)
-        self.mine_optimizer.zero_grad(set_to_none=True)
+    def generator_state(self):
+        """What a warm-up changes: the disentangler, D, their optimisers and the step count."""
+        state = {"disentangler": self.disentangler.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "mine_optimizer": self.mine_optimizer.state_dict(), "steps_done": self.steps_done}
+        if self.adversary_optimizer is not None:
+            state["adversary_optimizer"] = self.adversary_optimizer.state_dict()
+        if self.discriminator is not None:
+            state["discriminator"] = self.discriminator.state_dict()
+            state["discriminator_optimizer"] = self.discriminator_optimizer.state_dict()
+        return state
 
-    def step(self, scaler):
-        """The disentangler's step on the main backward's gradients, then T's ascent step."""
-        if self._has_terms:
-            scaler.step(self.optimizer)
-            self._has_terms = False
-        if self._kept_codes is None:
-            return
-        pooled_id, domain_code = (code.float() for code in self._kept_codes)
-        self._kept_codes = None
-        self.mine_optimizer.zero_grad(set_to_none=True)
-        shuffle = torch.randperm(len(domain_code), device=domain_code.device)
-        bound = mine_lower_bound(self.disentangler.statistics_net, pooled_id, domain_code, shuffle)
-        (-bound).backward()
-        self.mine_optimizer.step()
+    def load_generator_state(self, state):
+        self.disentangler.load_state_dict(state["disentangler"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.mine_optimizer.load_state_dict(state["mine_optimizer"])
+        self.steps_done = int(state["steps_done"])
+        if self.adversary_optimizer is not None:
+            self.adversary_optimizer.load_state_dict(state["adversary_optimizer"])
+        if self.discriminator is not None:
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
 
     def state_dict(self):
-        return {"disentangler": self.disentangler.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "mine_optimizer": self.mine_optimizer.state_dict()}
+        state = self.generator_state()
+        state["joint_steps"] = self.joint_steps
+        if self.teacher is not None:
+            state["teacher"] = self.teacher.state_dict()
+        return state
 
     def load_state_dict(self, state_dict):
-        self.disentangler.load_state_dict(state_dict["disentangler"])
-        self.optimizer.load_state_dict(state_dict["optimizer"])
-        self.mine_optimizer.load_state_dict(state_dict["mine_optimizer"])
+        self.load_generator_state(state_dict)
+        self.joint_steps = int(state_dict["joint_steps"])
+        if self.teacher is not None:
+            self.teacher.load_state_dict(state_dict["teacher"])
 
     def train(self, mode=True):
-        self.disentangler.train(mode)
+        for module in self.modules():
+            module.train(mode)
+        if self.teacher is not None:
+            self.teacher.train(mode)
         return self
 
     def on_epoch_end(self, epoch, output_dir, batch):

@@ -1,6 +1,7 @@
 """Where and how a run computes: device, mixed precision, memory format, seeds."""
 import contextlib
 import random
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +70,11 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def derived_seed(seed, tag):
+    """A seed for the random stream named ``tag`` of a run seeded with ``seed``."""
+    return int(np.random.SeedSequence([seed % 2**32, zlib.crc32(tag.encode())]).generate_state(1, np.uint32)[0])
 
 
 def seed_epoch(seed, epoch, rank=0):

@@ -2,7 +2,6 @@
 import logging
 import os
 
-from config import RUN_CONFIG_NAME
 from modeling import build_model
 from modeling.weight_loading import load_reid_weights
 from utils.errors import UserError
@@ -13,6 +12,7 @@ from utils.re_ranking import check_re_ranking_fits
 from data import make_test_data
 
 from .evaluator import evaluate
+from .run_folder import CONFIG_NAME
 from .runtime import resolve_device, resolve_precision
 
 logger = logging.getLogger("jifd.test")
@@ -33,8 +33,8 @@ def build_test_model(cfg):
 
 def check_not_a_training_run(output_dir):
     """Refuse to write test results where a training run keeps its own (its folder holds config.yaml)."""
-    if os.path.isfile(os.path.join(output_dir, RUN_CONFIG_NAME)):
-        raise UserError(f"OUTPUT_DIR {output_dir} is a training run's folder (it holds {RUN_CONFIG_NAME}); "
+    if os.path.isfile(os.path.join(output_dir, CONFIG_NAME)):
+        raise UserError(f"OUTPUT_DIR {output_dir} is a training run's folder (it holds {CONFIG_NAME}); "
                         "testing there would overwrite its metrics.json and cmc.png. Give another OUTPUT_DIR, "
                         "or leave it out to write to <the config's OUTPUT_DIR>/test_<weight name>/")
 

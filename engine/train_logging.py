@@ -10,7 +10,8 @@ name when it is attached, and the terms depend on which JIFD parts are on,
 so they are attached when the first output names them (with everything that
 reads them, in that order); and evaluation numbers come from a call at the
 end of some epochs, not from an engine's state, so Reporter.log_evaluation
-writes them (nested dicts flattened into tags).
+writes them (nested dicts flattened into tags; the validation set's numbers
+and the diagnostics under their own names).
 """
 import logging
 import numbers
@@ -56,7 +57,9 @@ class Reporter:
     ``log_evaluation`` for the numbers of an evaluation."""
 
     # Counts are the same at every evaluation; not worth a curve.
-    UNCHANGING = ("num_query", "num_gallery", "num_valid_query")
+    UNCHANGING = ("num_query", "num_gallery", "num_valid_query", "unreadable_query", "unreadable_gallery")
+    # Groups of an evaluation's numbers drawn under their own name, not under the target's.
+    OWN_CURVES = ("validation", "diagnostics")
 
     def __init__(self, output_dir):
         self.tb_logger = _tensorboard_logger(output_dir)
@@ -71,13 +74,19 @@ class Reporter:
         self.tb_logger.attach(trainer, OptimizerParamsHandler(optimizer, param_name="lr", tag="train"), every)
 
     def log_evaluation(self, epoch, metrics):
-        """Every number of ``metrics`` (nested dicts too) as ``target/<key>[/<subkey>...]`` at ``epoch``."""
+        """Every number of ``metrics`` (nested dicts too) at ``epoch``: the target's as ``target/<key>[/...]``,
+        DATASETS.VALIDATION's as ``validation/<key>`` and the diagnostics as ``diagnostics/<name>``."""
         if self.tb_logger is None:
             return
-        shown = {key: value for key, value in metrics.items() if key not in self.UNCHANGING}
-        for tag, value in flatten_numbers(shown, "target").items():
+        tags = flatten_numbers(self._changing(metrics, self.OWN_CURVES), "target")
+        for group in self.OWN_CURVES:
+            tags.update(flatten_numbers(self._changing(metrics.get(group) or {}), group))
+        for tag, value in tags.items():
             self.tb_logger.writer.add_scalar(tag, value, epoch)
         self.tb_logger.writer.flush()
+
+    def _changing(self, values, left_out=()):
+        return {key: value for key, value in values.items() if key not in self.UNCHANGING + left_out}
 
     def close(self):
         if self.tb_logger is not None:

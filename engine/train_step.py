@@ -48,7 +48,7 @@ class TrainStep:
             extension.zero_grad()
 
         with self.precision.autocast():
-            outputs = self.model(batch["images"])
+            outputs = self.model(batch["images"], batch["domains"])
             losses = OrderedDict(self.reid_loss(outputs, batch["pids"]))
             for extension in self.extensions:
                 losses.update(extension.compute_losses(batch, outputs, self.model, self.reid_loss))

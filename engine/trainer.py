@@ -8,7 +8,6 @@ import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 
-from config import RUN_CONFIG_NAME, dump_cfg
 from data import make_data_loaders
 from layers import make_loss
 from modeling import build_model
@@ -17,11 +16,13 @@ from utils.atomic_io import atomic_torch_save
 from utils.errors import UserError
 from utils.metrics_report import format_metrics_table, plot_cmc, write_metrics_json
 
-from .checkpointing import check_no_earlier_run, make_checkpoint_handler, restore
+from .checkpointing import make_checkpoint_handler
+from .diagnostics import Diagnostics, format_diagnostics
 from .distributed import (average_gradients_outside_ddp, broadcast_buffers, is_main_process, process_device,
                           wrap_model)
 from .evaluator import evaluate
 from .extensions import build_extensions
+from .run_folder import RunFolder, hold_run_folder, output_dir_for_resume
 from .runtime import resolve_device, resolve_precision, seed_epoch, seed_everything
 from .train_logging import attach_training_logs
 from .train_step import NonFiniteLossError, TrainStep
@@ -48,11 +49,6 @@ def _is_due(epoch, period, max_epochs):
     return epoch == max_epochs or (period > 0 and epoch % period == 0)
 
 
-def _modules_of(extension):
-    """The networks an extension trains: every nn.Module it holds."""
-    return [value for value in vars(extension).values() if isinstance(value, torch.nn.Module)]
-
-
 def _check_resumable(trainer, path, max_epochs, epoch_length):
     state = trainer.state
     if state.epoch >= max_epochs:
@@ -68,15 +64,19 @@ def do_train(cfg, resume=""):
     """Train as ``cfg`` says; return the metrics of the last evaluation.
 
     Under torchrun (engine.distributed) every process trains its share of
-    each batch; only rank 0 logs and writes files.
+    each batch; only rank 0 logs and writes files. OUTPUT_DIR is locked for
+    the run (engine.run_folder); a resume writes only into its own folder.
     """
+    if resume:
+        output_dir_for_resume(cfg, resume, output_dir_given=True)
+    with hold_run_folder(cfg.OUTPUT_DIR):
+        return _train(cfg, resume)
+
+
+def _train(cfg, resume):
     output_dir = cfg.OUTPUT_DIR
     main_process = is_main_process()
-    if not resume:
-        check_no_earlier_run(output_dir)
-    if main_process:
-        os.makedirs(output_dir, exist_ok=True)
-        dump_cfg(cfg, os.path.join(output_dir, RUN_CONFIG_NAME))
+    run_folder = RunFolder(cfg, resume)
     device = process_device(resolve_device(cfg.MODEL.DEVICE))
     precision = resolve_precision(cfg, device)
     logger.info("torch %s on %s, autocast %s, channels_last %s, %d process(es)", torch.__version__, device,
@@ -92,7 +92,11 @@ def do_train(cfg, resume=""):
         center_optimizer = make_center_optimizer(cfg, reid_loss.center_criterion)
     scheduler = WarmupMultiStepLR(optimizer, cfg.SOLVER.STEPS, cfg.SOLVER.GAMMA, cfg.SOLVER.WARMUP_FACTOR,
                                   cfg.SOLVER.WARMUP_ITERS, cfg.SOLVER.WARMUP_METHOD)
-    extensions = build_extensions(cfg, data, model, device)
+    max_epochs = cfg.SOLVER.MAX_EPOCHS
+    epoch_length = cfg.SOLVER.ITERS_PER_EPOCH or len(data.train_loader)
+    extensions = build_extensions(cfg, data, model, reid_loss, device, total_iters=max_epochs * epoch_length)
+    diagnostics = (Diagnostics(cfg, data, precision, extensions.get("image_level"))
+                   if cfg.SOLVER.DIAGNOSTICS and main_process else None)
 
     step = TrainStep(model, reid_loss, optimizer, center_optimizer, precision, extensions.values(),
                      center_loss_weight=cfg.SOLVER.CENTER_LOSS_WEIGHT)
@@ -108,16 +112,15 @@ def do_train(cfg, resume=""):
     if step.scaler.is_enabled():
         to_save["grad_scaler"] = step.scaler
     to_save.update(extensions)
-    max_epochs = cfg.SOLVER.MAX_EPOCHS
-    epoch_length = cfg.SOLVER.ITERS_PER_EPOCH or len(data.train_loader)
     if resume:
-        path = restore(to_save, resume)
+        path = run_folder.restore(to_save)
         _check_resumable(trainer, path, max_epochs, epoch_length)
+        run_folder.accept(to_save)
         logger.info("resumed from %s at epoch %d", path, trainer.state.epoch)
     # After restoring, so that DDP starts every process from the same weights.
     step.model = wrap_model(model)
     average_gradients_outside_ddp([reid_loss] + [module for extension in extensions.values()
-                                                 for module in _modules_of(extension)])
+                                                 for module in extension.modules()])
     if not resume:
         # A resumed run restored its extensions' warmed-up state with the checkpoint.
         for extension in extensions.values():
@@ -151,13 +154,20 @@ def do_train(cfg, resume=""):
             started = time.time()
             broadcast_buffers(model)
             metrics = evaluate(cfg, model, data, precision)
+            logger.info("%s\n(evaluated in %.1f s)",
+                        format_metrics_table(metrics, f"Epoch {epoch}: {cfg.DATASETS.TARGET} query/gallery"),
+                        time.time() - started)
+            if data.validation is not None:
+                metrics["validation"] = evaluate(cfg, model, data.validation, precision)
+                logger.info("%s", format_metrics_table(
+                    metrics["validation"], f"Epoch {epoch}: validation, {cfg.DATASETS.VALIDATION} query/gallery"))
+            if diagnostics is not None:
+                metrics["diagnostics"] = diagnostics(model)
+                logger.info("Epoch %d diagnostics: %s", epoch, format_diagnostics(metrics["diagnostics"]))
             last_metrics.clear()
             last_metrics.update(metrics)
             if reporter is not None:
                 reporter.log_evaluation(epoch, metrics)
-            logger.info("%s\n(evaluated in %.1f s)",
-                        format_metrics_table(metrics, f"Epoch {epoch}: {cfg.DATASETS.TARGET} query/gallery"),
-                        time.time() - started)
 
     try:
         trainer.run(epoch_data, max_epochs=max_epochs, epoch_length=epoch_length)
@@ -170,7 +180,10 @@ def do_train(cfg, resume=""):
     final_weights = os.path.join(output_dir, "model_final.pth")
     atomic_torch_save(model.state_dict(), final_weights)
     if last_metrics:
-        write_metrics_json(output_dir, last_metrics, cfg.DATASETS.TARGET, final_weights)
+        validation = last_metrics.get("validation")
+        write_metrics_json(output_dir, last_metrics, cfg.DATASETS.TARGET, final_weights,
+                           validation=(cfg.DATASETS.VALIDATION, validation) if validation else None,
+                           diagnostics=last_metrics.get("diagnostics"))
         plot_cmc(output_dir, last_metrics, label=cfg.DATASETS.TARGET)
         logger.info("metrics written to %s", os.path.join(output_dir, "metrics.json"))
     return last_metrics

@@ -7,6 +7,7 @@ from data import make_test_data
 from data.image_loading import BadImageError, read_image
 from utils.atomic_io import atomic_write_text
 from utils.errors import UserError
+from utils.file_faults import make_folder, reported_write_faults
 from utils.query_ranking import rank_queries
 from utils.rank_visualization import draw_ranking
 
@@ -48,6 +49,7 @@ def draw_query(ranking, query_index, query_records, gallery_records):
 def visualize_ranks(cfg, num_queries, out_dir):
     """Write ranks_NNN_*.png for the ``num_queries`` lowest-AP queries (NNN = 000 for the worst) and
     ranks.json listing them in that order; returns that list."""
+    make_folder(out_dir, "--out")
     device = resolve_device(cfg.MODEL.DEVICE)
     precision = resolve_precision(cfg, device)
     model = precision.prepare_model(build_test_model(cfg))
@@ -65,12 +67,13 @@ def visualize_ranks(cfg, num_queries, out_dir):
     if len(order) < nq:
         logger.info("%d of %d queries have no true match in the gallery; they have no AP and are not drawn",
                     nq - len(order), nq)
-    os.makedirs(out_dir, exist_ok=True)
     listing = []
     for position, query_index in enumerate(order[:num_queries]):
         query = data.query_records[query_index]
         name = f"ranks_{position:03d}_{os.path.splitext(os.path.basename(query.path))[0]}.png"
-        draw_query(ranking, query_index, data.query_records, data.gallery_records).save(os.path.join(out_dir, name))
+        with reported_write_faults(os.path.join(out_dir, name)):
+            draw_query(ranking, query_index, data.query_records, data.gallery_records).save(
+                os.path.join(out_dir, name))
         listing.append({
             "file": name,
             "query": query.path,

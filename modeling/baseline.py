@@ -38,8 +38,9 @@ class Baseline(nn.Module):
         else:
             self.feature_disentangler = None
 
-    def forward(self, x):
-        global_feat = self.gap(self.base(x)).flatten(1)
+    def forward(self, x, domains=None):
+        """``domains``: each training image's domain label, read by the backbone's MixStyle layers."""
+        global_feat = self.gap(self.base(x, domains)).flatten(1)
         feat = global_feat
         extra = {}
         if self.feature_disentangler is not None:

@@ -18,7 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .gradient_reversal import GradientReversal
+
+
+def generator_size(cfg):
+    """(height, width) the generator works at: DISENTANGLE.IMAGE.SIZE, or the re-ID input size when empty."""
+    size = cfg.DISENTANGLE.IMAGE.SIZE or cfg.INPUT.SIZE_TRAIN
+    return tuple(int(v) for v in size)
 
 
 def _conv(in_ch, out_ch, kernel, stride=1):
@@ -163,21 +168,45 @@ class MineStatistics(nn.Module):
         return self.net(torch.cat([pooled_id, domain_code], dim=1)).squeeze(1)
 
 
+class AdversarialDomainClassifier(nn.Module):
+    """C_adv: standardisation -> MLP (or linear) -> domain logits, on pooled c.
+
+    Each feature is standardised over the batch (a BatchNorm without
+    parameters or running statistics), as a fresh probe standardises its
+    inputs: the adversary is blind to c's scale, so that E_id cannot escape it
+    by growing or shrinking c (unbounded without instance norm), yet it sees a
+    shift of every image of one domain, which a per-image norm would hide. How E_id is pushed against it (gradient reversal or confusion) is the
+    loss's business (layers.image_disentangle_loss).
+    """
+
+    def __init__(self, in_dim, num_domains, hidden_dim):
+        super().__init__()
+        self.norm = nn.BatchNorm1d(in_dim, affine=False, track_running_stats=False)
+        if hidden_dim:
+            self.head = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True),
+                                      nn.Linear(hidden_dim, num_domains))
+        else:
+            self.head = nn.Linear(in_dim, num_domains)
+
+    def forward(self, pooled_id):
+        return self.head(self.norm(pooled_id))
+
+
 class ImageDisentangler(nn.Module):
-    """E_id, E_dom, Dec, C_dom, C_adv (behind the GRL) and T, sized by DISENTANGLE.IMAGE.*."""
+    """E_id, E_dom, Dec, C_dom, C_adv and T, sized by DISENTANGLE.IMAGE.*."""
 
     def __init__(self, cfg, num_domains):
         super().__init__()
         image_cfg = cfg.DISENTANGLE.IMAGE
         base, id_dim, domain_dim = image_cfg.BASE_CHANNELS, image_cfg.ID_DIM, image_cfg.DOMAIN_DIM
-        self.size = tuple(image_cfg.SIZE)
+        self.size = generator_size(cfg)
         self.id_encoder = IdentityEncoder(base, id_dim, image_cfg.ENCODER_RES_BLOCKS)
         self.domain_encoder = DomainEncoder(base, domain_dim)
         self.decoder = Decoder(id_dim, domain_dim, base, image_cfg.DECODER_RES_BLOCKS, image_cfg.MLP_DIM)
         self.domain_classifier = nn.Linear(domain_dim, num_domains)
-        self.adversarial_classifier = nn.Sequential(
-            GradientReversal(image_cfg.GRL_LAMBDA), nn.Linear(id_dim, num_domains))
-        self.statistics_net = MineStatistics(id_dim, domain_dim, image_cfg.MINE_DIM)
+        self.adversarial_classifier = AdversarialDomainClassifier(
+            self.pooled_id_dim(id_dim), num_domains, image_cfg.ADV_HIDDEN_DIM)
+        self.statistics_net = MineStatistics(self.pooled_id_dim(id_dim), domain_dim, image_cfg.MINE_DIM)
         self.register_buffer("pixel_mean", torch.tensor(cfg.INPUT.PIXEL_MEAN).view(1, 3, 1, 1),
                              persistent=False)
         self.register_buffer("pixel_std", torch.tensor(cfg.INPUT.PIXEL_STD).view(1, 3, 1, 1),
@@ -193,17 +222,24 @@ class ImageDisentangler(nn.Module):
         return self.decoder(c, s)
 
     @staticmethod
+    def pooled_id_dim(id_dim):
+        return 2 * id_dim
+
+    @staticmethod
     def pool_id(c):
-        """B x id_dim summary of c for C_adv and T.
+        """B x 2 id_dim summary of c for C_adv, T and the domain probe: each channel's mean and max.
 
-        Max, not mean: each channel's strongest response, where the vehicle
-        is, rather than an average that the background dominates.
+        Both, because a domain hides in either: the mean is dominated by the
+        background, the max by the strongest response, where the vehicle is.
         """
-        return torch.amax(c, dim=(2, 3))
+        return torch.cat([c.mean(dim=(2, 3)), torch.amax(c, dim=(2, 3))], dim=1)
 
-    def generator_parameters(self):
-        """Everything the generator's Adam updates: all but T, which maximises in its own step."""
+    def generator_parameters(self, with_adversary=True):
+        """Everything the generator's Adam updates: all but T, which maximises in its own step, and
+        C_adv when it learns in its own step too (``with_adversary`` False)."""
         skip = {id(p) for p in self.statistics_net.parameters()}
+        if not with_adversary:
+            skip |= {id(p) for p in self.adversarial_classifier.parameters()}
         return [p for p in self.parameters() if id(p) not in skip]
 
     @staticmethod
@@ -231,3 +267,15 @@ class ImageDisentangler(nn.Module):
         """Generator images -> re-ID input at ``size`` (height, width); differentiable."""
         unit = self._resize((generated + 1) / 2, size)
         return (unit - self.pixel_mean) / self.pixel_std
+
+    def swap_onto(self, images, swapped, reconstructed):
+        """The re-ID images with the change of domain painted on: x_i + up(x_ij - x_ii).
+
+        The generator works at a lower resolution than the re-ID model and
+        blurs what it redraws; the difference between its swap and its own
+        reconstruction is the domain change alone, which, added to the sharp
+        real image, keeps every detail the generator could not draw.
+        """
+        unit = images * self.pixel_std + self.pixel_mean
+        change = self._resize((swapped - reconstructed) / 2, images.shape[-2:])
+        return ((unit + change).clamp(0, 1) - self.pixel_mean) / self.pixel_std

@@ -52,6 +52,43 @@ def read_weights_file(path, config_key=None):
             f"or another format): {error}") from None
 
 
+def non_finite_tensors(obj, prefix=""):
+    """Key paths ("model.base.conv1.weight") of the float tensors in ``obj`` (nested dicts and lists)
+    that hold NaN or inf."""
+    if isinstance(obj, torch.Tensor):
+        return [prefix] if obj.is_floating_point() and not bool(torch.isfinite(obj).all()) else []
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        return []
+    return [path for key, value in items
+            for path in non_finite_tensors(value, f"{prefix}.{key}" if prefix else str(key))]
+
+
+def check_finite(obj, name):
+    """Refuse NaN or inf anywhere in ``obj`` (a state dict or a checkpoint): the run that wrote it had diverged."""
+    bad = non_finite_tensors(obj)
+    if bad:
+        others = f" and {len(bad) - 1} more tensor(s)" if len(bad) > 1 else ""
+        raise UserError(f"{name} holds NaN or infinite values in {bad[0]}{others}: the run that wrote it had "
+                        "diverged; use an earlier checkpoint")
+
+
+def check_weight_values(state, expected, name):
+    """Refuse tensors that would load as other numbers: integers where the model has floats (load_state_dict
+    casts them), and NaN or inf."""
+    for key, value in state.items():
+        target = expected.get(key)
+        if target is not None and target.is_floating_point() and not value.is_floating_point():
+            raise UserError(
+                f"{name}: {key} holds {str(value.dtype).replace('torch.', '')} values where the model has "
+                f"{str(target.dtype).replace('torch.', '')}; loading would cast them to other weights. The file "
+                "was not written by torch.save of a re-ID model's state dict (or was converted wrongly).")
+    check_finite(state, name)
+
+
 def _extract_state_dict(loaded, name):
     state = loaded
     while isinstance(state, dict):
@@ -127,6 +164,7 @@ def load_reid_weights(model, path, logger=None, config_key=None, for_test=False)
     missing = sorted(set(expected) - set(loadable) - set(skipped_shape))
     unexpected = sorted(set(state) - set(expected))
     _refuse_other_structure(name, missing, unexpected, for_test)
+    check_weight_values(loadable, expected, name)
     model.load_state_dict(loadable, strict=False)
     if missing:
         logger.warning("%d keys of the model are not in %s and keep their initial values: %s",

@@ -27,14 +27,18 @@ class WarmupMultiStepLR(LRScheduler):
         self.warmup_method = warmup_method
         super().__init__(optimizer, last_epoch)
 
-    def _warmup(self):
-        if self.last_epoch >= self.warmup_iters:
+    def _warmup(self, epoch):
+        if epoch >= self.warmup_iters:
             return 1.0
         if self.warmup_method == "constant":
             return self.warmup_factor
-        alpha = self.last_epoch / self.warmup_iters
+        alpha = epoch / self.warmup_iters
         return self.warmup_factor * (1 - alpha) + alpha
 
-    def get_lr(self):
-        factor = self._warmup() * self.gamma ** bisect_right(self.milestones, self.last_epoch)
+    def lrs_at(self, epoch):
+        """The learning rate of each parameter group after ``epoch`` steps."""
+        factor = self._warmup(epoch) * self.gamma ** bisect_right(self.milestones, epoch)
         return [base_lr * factor for base_lr in self.base_lrs]
+
+    def get_lr(self):
+        return self.lrs_at(self.last_epoch)

@@ -3,6 +3,7 @@
 The cases run as the tools run (subprocesses), two at a time, on the tiny
 hand-made trees of tiny_datasets.py.
 """
+import json
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -44,8 +45,9 @@ def _cases(tmp):
         return "train.py", ["--config_file", tiny_config(tmp, name, root, *overrides)]
 
     return {
+        # One of the 4 gallery images is unreadable: allowed here by TEST.MAX_UNREADABLE.
         "faults_skipped": train("faults_skipped", make_tree(os.path.join(tmp, "all_faults"), (
-            "truncated", "not_an_image", "bad_name", "truncated_gallery"))),
+            "truncated", "not_an_image", "bad_name", "truncated_gallery")), "TEST.MAX_UNREADABLE", 0.25),
         # Epoch 1 at lr 1e-3, epoch 2 at 1e30: its first update makes the weights huge, its second loss NaN.
         "nan_loss": train("nan_loss", good, "SOLVER.MAX_EPOCHS", 2, "SOLVER.ITERS_PER_EPOCH", 2,
                           "SOLVER.WARMUP_ITERS", 1, "SOLVER.BASE_LR", 1e30, "SOLVER.WARMUP_FACTOR", 1e-33,
@@ -124,10 +126,12 @@ def test_bad_files_are_skipped_named_and_counted_and_unmatched_queries_reported(
     gallery = os.path.join(tmp, "all_faults", "opri", "image_test")
     assert f"unreadable image {os.path.join(gallery, TRUNCATED_GALLERY)}: image file is truncated" in out
     assert "using a blank image in its place" in out
-    assert "1 unreadable test image(s) were replaced by blank images" in out
+    assert "0 unreadable query and 1 unreadable gallery image(s) were replaced by blank images" in out
     assert "1 of 3 queries have no gallery image of their identity on another camera" in out
     assert "(query ids 3)" in out
-    assert os.path.isfile(os.path.join(tmp, "faults_skipped", "metrics.json"))
+    with open(os.path.join(tmp, "faults_skipped", "metrics.json")) as handle:
+        metrics = json.load(handle)
+    assert (metrics["unreadable_query"], metrics["unreadable_gallery"]) == (0, 1)
 
 
 TYPO_HINT = "unknown config key SOLVER.BASE_LRR; did you mean SOLVER.BASE_LR?"

@@ -92,8 +92,8 @@ def test_yes_no_switches_take_words_and_booleans(key, values, expected, tmp_path
 
 
 def test_a_value_of_the_wrong_type_names_the_key_and_the_type():
-    with pytest.raises(ConfigError, match=r"^command line: SOLVER.MAX_EPOCHS = 'ten' is of type str; the key "
-                                          r"takes type int \(default 120\)$"):
+    with pytest.raises(ConfigError, match=r"^command line: SOLVER.MAX_EPOCHS takes an int \(default 120\), not a "
+                                          r"str \('ten'\)$"):
         load_cfg("", ["SOLVER.MAX_EPOCHS", "ten"])
     with pytest.raises(ConfigError, match="TEST.RE_RANKING = 'maybe' is not one of 'yes', 'no'"):
         load_cfg("", ["TEST.RE_RANKING", "maybe"])
@@ -109,3 +109,45 @@ def test_config_file_has_the_dashed_alias():
     for flag in ("--config_file", "--config-file"):
         args = parser.parse_args([flag, "a.yml", "SOLVER.MAX_EPOCHS", "3"])
         assert args.config_file == "a.yml" and args.opts == ["SOLVER.MAX_EPOCHS", "3"]
+
+
+@pytest.mark.parametrize("opts, message", [
+    (["SOLVER.MAX_EPOCHS", "0"], "SOLVER.MAX_EPOCHS = 0 must be at least 1"),
+    (["SOLVER.MAX_EPOCHS", "-1"], "SOLVER.MAX_EPOCHS = -1 must be at least 1"),
+    (["DATALOADER.NUM_INSTANCE", "0"], "DATALOADER.NUM_INSTANCE = 0 must be at least 1"),
+    (["DATALOADER.NUM_WORKERS", "-1"], "DATALOADER.NUM_WORKERS = -1 must be at least 0"),
+    (["TEST.IMS_PER_BATCH", "0"], "TEST.IMS_PER_BATCH = 0 must be at least 1"),
+    (["SOLVER.ITERS_PER_EPOCH", "-1"], "SOLVER.ITERS_PER_EPOCH = -1 must be at least 0"),
+    (["INPUT.PIXEL_STD", "[0.229, 0.0, 0.225]"], "INPUT.PIXEL_STD = [0.229, 0.0, 0.225] must be positive"),
+    (["TEST.MAX_UNREADABLE", "1.5"], "TEST.MAX_UNREADABLE = 1.5 must be a fraction in [0, 1]"),
+    (["SOLVER", "5"], "command line: SOLVER is a section of keys (SOLVER.OPTIMIZER_NAME, SOLVER.MAX_EPOCHS, "
+                      "SOLVER.ITERS_PER_EPOCH, ...), not a single value"),
+    (["SOLVER.BASE_LR", "[1]"], "command line: SOLVER.BASE_LR takes a float (default 0.00035), not a list"),
+])
+def test_values_that_would_fail_later_are_refused_in_one_line(opts, message):
+    with pytest.raises(ConfigError) as err:
+        load_cfg("", opts)
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_config_mistakes_are_one_line_errors_of_the_tools(tmp_path):
+    from tool_runs import assert_user_error, run_tool_in_process
+
+    files = {"list.yml": b"- SOLVER\n- MODEL\n", "scalar.yml": b"5\n", "binary.yml": b"\x89PNG\r\n\x1a\n\x00\x00",
+             "section.yml": b"SOLVER: 5\n"}
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    expected = {
+        "list.yml": "holds a YAML list, not a mapping of keys",
+        "scalar.yml": "holds a YAML int, not a mapping of keys",
+        "binary.yml": "not a YAML text file (byte 0x89 at offset 0 is not UTF-8 text)",
+        "section.yml": "SOLVER is a section of keys (SOLVER.OPTIMIZER_NAME,",
+    }
+    for name, message in expected.items():
+        path = str(tmp_path / name)
+        assert_user_error(run_tool_in_process("train.py", "--config_file", path), f"error: {path}: {message}")
+    for key, value in (("SOLVER.MAX_EPOCHS", 0), ("SOLVER.MAX_EPOCHS", -1), ("DATALOADER.NUM_INSTANCE", 0),
+                       ("DATALOADER.NUM_WORKERS", -1), ("TEST.IMS_PER_BATCH", 0), ("SOLVER.ITERS_PER_EPOCH", -1)):
+        assert_user_error(run_tool_in_process("train.py", "OUTPUT_DIR", tmp_path / "run", key, value),
+                          f"error: {key} = {value} must be at least")
+    assert not (tmp_path / "run").exists()

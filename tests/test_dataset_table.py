@@ -118,6 +118,9 @@ def test_sources_and_targets_mix_presets_and_own_entries(tmp_path):
     (["DATASETS.KITTI.FOLDER", "k", "DATASETS.KITTI.PATERN", "x"], "did you mean DATASETS.KITTI.PATTERN?"),
     (["DATASETS.VERIWILD.CAMERA_PATTERN", "", "DATASETS.TARGET", "veriwild"],
      "DATASETS.VERIWILD.CAMERA_FILE is set but DATASETS.VERIWILD.CAMERA_PATTERN is empty"),
+    (["DATASETS.VALIDATION", "vehiclex"], "DATASETS.VALIDATION = 'vehiclex': VehicleX has no query/gallery split "
+                                          "(DATASETS.VEHICLEX.QUERY_DIR is empty)"),
+    (["DATASETS.VALIDATION", "kitti"], "DATASETS.VALIDATION: unknown dataset 'kitti'; known: veri, vehiclex, opri"),
 ])
 def test_incomplete_entries_name_the_key(overrides, message):
     with pytest.raises(ConfigError) as err:
@@ -170,10 +173,13 @@ def test_a_dataset_described_only_in_yaml_trains_and_is_evaluated(tmp_path):
     _toy_cars(str(tmp_path / "data"))
     config = tmp_path / "toy.yml"
     config.write_text(OWN_DATASET_YAML.format(root=tmp_path / "data", out=tmp_path / "run"))
-    code, out, err = run_tool("train.py", "--config_file", config)
+    # Its own entry is the validation set too: any entry with a query and a gallery split can be.
+    code, out, err = run_tool("train.py", "--config_file", config, "DATASETS.VALIDATION", "ToyCars")
     assert code == 0, err[-3000:]
     assert "=> Toy cars -> Toy cars loaded" in out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["dataset"] == "toycars"
     assert (metrics["num_query"], metrics["num_gallery"]) == (3, 6)
     assert 0 <= metrics["mAP"] <= 1 and len(metrics["cmc"]) == 50
+    assert metrics["validation"]["dataset"] == "ToyCars"
+    assert (metrics["validation"]["num_query"], metrics["validation"]["mAP"]) == (3, metrics["mAP"])

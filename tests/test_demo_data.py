@@ -1,8 +1,6 @@
 """The generated demo datasets: real layouts and names, determinism, splits, ensure_demo_data."""
 import os
 import re
-import runpy
-import sys
 
 import numpy as np
 import pytest
@@ -10,25 +8,14 @@ from PIL import Image
 
 from config import ConfigError, get_default_cfg
 from data.demo_data import MARKER_NAME, ensure_demo_data, generate_demo_data, read_marker, render_image
+from tool_runs import files_under, run_tool_in_process
 from utils.errors import UserError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A tree of a few dozen images: 2-3 identities per split, few images each.
 TINY = dict(scale=0.05, veri_images_per_id=4, veri_cameras=4, vehiclex_images_per_id=3, vehiclex_cameras=3,
             opri_train_images_per_id=2, opri_gallery_min=2, opri_gallery_max=3, opri_cameras=4)
 SPLIT_DIRS = {"veri": ("image_train", "image_query", "image_test"), "vehiclex": ("image_train",),
               "opri": ("image_train", "image_query", "image_test")}
-
-
-def _files(root):
-    """{relative path: bytes} of every file under root."""
-    found = {}
-    for folder, _, names in os.walk(root):
-        for name in names:
-            path = os.path.join(folder, name)
-            with open(path, "rb") as handle:
-                found[os.path.relpath(path, root)] = handle.read()
-    return found
 
 
 def _parse(root, dataset, split_dir, pattern):
@@ -108,11 +95,11 @@ def test_same_seed_same_bytes_whatever_the_workers_and_other_seed_differs(tmp_pa
     root, _ = tiny_tree
     again = generate_demo_data(str(tmp_path / "again"), seed=3, workers=2, **TINY)
     assert again["seed"] == 3
-    first, second = _files(root), _files(str(tmp_path / "again"))
+    first, second = files_under(root), files_under(str(tmp_path / "again"))
     assert first.keys() == second.keys()
     assert all(first[path] == second[path] for path in first)
     generate_demo_data(str(tmp_path / "other"), seed=4, workers=1, **TINY)
-    other = _files(str(tmp_path / "other"))
+    other = files_under(str(tmp_path / "other"))
     assert set(other.values()).isdisjoint(value for path, value in first.items() if path.endswith(".jpg"))
     for dataset in ("veri", "vehiclex", "opri"):
         image, _ = render_image(3, dataset, 1, 6, 0)
@@ -130,9 +117,9 @@ def test_ensure_demo_data_generates_once_and_again_for_a_new_seed(tmp_path):
     root = tmp_path / "datasets"
     ensure_demo_data(_cfg(root, seed=1), **TINY)
     assert read_marker(str(root))["seed"] == 1
-    before = {path: os.stat(os.path.join(root, path)).st_mtime_ns for path in _files(str(root))}
+    before = {path: os.stat(os.path.join(root, path)).st_mtime_ns for path in files_under(str(root))}
     ensure_demo_data(_cfg(root, seed=1), **TINY)
-    after = {path: os.stat(os.path.join(root, path)).st_mtime_ns for path in _files(str(root))}
+    after = {path: os.stat(os.path.join(root, path)).st_mtime_ns for path in files_under(str(root))}
     assert before == after
     ensure_demo_data(_cfg(root, seed=2), **TINY)
     assert read_marker(str(root))["seed"] == 2
@@ -171,20 +158,44 @@ def test_ensure_demo_data_checks_the_file_name_patterns(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def _run_tool(monkeypatch, *args):
-    """Run tools/make_demo_data.py in this process (importing torch again costs seconds); its exit code."""
-    monkeypatch.setattr(sys, "argv", ["make_demo_data.py", *args])
-    with pytest.raises(SystemExit) as exited:
-        runpy.run_path(os.path.join(REPO, "tools", "make_demo_data.py"), run_name="__main__")
-    return exited.value.code
-
-
-def test_make_demo_data_tool(tmp_path, monkeypatch, capsys):
-    assert _run_tool(monkeypatch, "--root", str(tmp_path / "demo"), "--seed", "5", "--scale", "0.02",
-                     "--workers", "1") == 0
-    out = capsys.readouterr().out
+def test_make_demo_data_tool(tmp_path):
+    code, out, _ = run_tool_in_process("make_demo_data.py", "--root", tmp_path / "demo", "--seed", "5", "--scale",
+                                       "0.02", "--workers", "1")
+    assert code == 0
     assert "veri: train 3 ids / 24 images" in out and "vehiclex: train 2 ids / 20 images" in out
     assert read_marker(str(tmp_path / "demo"))["seed"] == 5
-    assert _run_tool(monkeypatch, "--root", str(tmp_path / "bad"), "--scale", "0") == 2
-    assert capsys.readouterr().err.strip() == "error: --scale must be positive, got 0.0"
+    code, _, err = run_tool_in_process("make_demo_data.py", "--root", tmp_path / "bad", "--scale", "0")
+    assert code == 2 and err.strip() == "error: --scale must be positive, got 0.0"
     assert not os.path.exists(tmp_path / "bad")
+
+
+def test_a_missing_split_comes_back_alone_and_a_users_files_are_kept(tmp_path):
+    root = tmp_path / "datasets"
+    ensure_demo_data(_cfg(root, seed=1), **TINY)
+    query = root / "opri" / "image_query"
+    original = {name: (query / name).read_bytes() for name in os.listdir(query)}
+    mine = root / "veri" / "image_train" / "my_notes.txt"
+    mine.write_text("mine")
+    for name in os.listdir(query):
+        os.remove(query / name)
+    os.rmdir(query)
+    others = {path: os.stat(os.path.join(root, path)).st_mtime_ns for path in files_under(str(root))
+              if path != MARKER_NAME}
+
+    ensure_demo_data(_cfg(root, seed=1), **TINY)
+    assert {name: (query / name).read_bytes() for name in os.listdir(query)} == original
+    assert mine.read_text() == "mine"
+    assert all(os.stat(os.path.join(root, path)).st_mtime_ns == stamp for path, stamp in others.items())
+    assert len(read_marker(str(root))["files"]) == len(files_under(str(root))) - 2  # the marker and my_notes.txt
+
+
+def test_replacing_a_tree_that_holds_a_users_file_deletes_nothing(tmp_path):
+    root = tmp_path / "datasets"
+    ensure_demo_data(_cfg(root, seed=1), **TINY)
+    mine = root / "opri" / "image_test" / "0001_c001_00000000_9.jpg"
+    mine.write_bytes(b"my own photo")
+    before = files_under(str(root))
+    with pytest.raises(UserError, match=rf"holds demo data of seed 1 with files the demo generator did not write, "
+                                        rf"e\.g\. {re.escape(str(mine))}; nothing was deleted"):
+        ensure_demo_data(_cfg(root, seed=2), **TINY)
+    assert files_under(str(root)) == before

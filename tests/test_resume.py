@@ -49,18 +49,28 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(run_cfg, tmp_
     assert not os.path.exists(os.path.join(out, "model_final.pth"))
     assert not os.path.exists(os.path.join(out, "checkpoint_2.pt"))
 
-    # Faults a user may find after a crash: a checkpoint cut short by a copy, and the temporary
-    # file an interrupted atomic save leaves. Resume must skip both, loading checkpoint_1.pt.
+    # Faults a user may find after a crash: a checkpoint cut short by a copy, one saved by a run that
+    # had diverged (NaN weights), and the temporary files an interrupted save leaves (ignite's and
+    # atomic_io's, e.g. of model_final.pth). Resume must skip the checkpoints, loading checkpoint_1.pt,
+    # and report the leftovers; the lock file of the killed run is taken over.
     with open(os.path.join(out, "checkpoint_1.pt"), "rb") as good, \
             open(os.path.join(out, "checkpoint_2.pt"), "wb") as cut:
         cut.write(good.read(1 << 20))
-    with open(os.path.join(out, "tmpab12cd_3"), "wb") as leftover:
-        leftover.write(b"partial")
+    diverged = torch.load(os.path.join(out, "checkpoint_1.pt"), weights_only=True)
+    diverged["model"]["classifier.weight"][0, 0] = float("nan")
+    torch.save(diverged, os.path.join(out, "checkpoint_3.pt"))
+    for leftover in ("tmpab12cd_3", ".tmp_k2j4x9ab"):
+        with open(os.path.join(out, leftover), "wb") as handle:
+            handle.write(b"partial")
+    assert os.path.isfile(os.path.join(out, "run.lock"))
 
     code, stdout, stderr = run_tool("train.py", "--config_file", config, "--resume", out)
     assert code == 0, stderr[-3000:]
+    assert f"took over {os.path.join(out, 'run.lock')}: the run that held it (pid " in stdout
+    assert (f"skipped {os.path.join(out, 'checkpoint_3.pt')}: {os.path.join(out, 'checkpoint_3.pt')} holds NaN or "
+            "infinite values in model.classifier.weight: the run that wrote it had diverged") in stdout
     assert "skipped " + os.path.join(out, "checkpoint_2.pt") in stdout
-    assert "tmpab12cd_3, left by a save that was interrupted" in stdout
+    assert ".tmp_k2j4x9ab, tmpab12cd_3, left by a save that was interrupted" in stdout
     assert f"resumed from {os.path.join(out, 'checkpoint_1.pt')} at epoch 1" in stdout
     assert f"Epoch[2] Iteration[1/{ITERATIONS}]" in stdout and "Epoch[1]" not in stdout
 

@@ -119,3 +119,34 @@ def test_shuffled_sampler_permutes_and_splits_over_ranks():
     assert [len(p) for p in parts] == [3, 3, 3]
     assert len(set().union(*map(set, parts))) == 9
     assert parts[0] == order[0:9:3]
+
+
+def test_unbalanced_sampling_draws_identities_uniformly_from_the_merged_sources():
+    # 30 identities in source 0, 10 in source 1 (pids unique over the merged set, as after merge_sources).
+    records = make_records([4] * 30, source=0) + make_records([4] * 10, source=1, first_pid=30)
+    shares = {}
+    for balanced in (True, False):
+        sampler = RandomIdentitySampler(records, batch_size=16, num_instances=4, seed=0, balance_sources=balanced)
+        counts = Counter()
+        for epoch in range(20):
+            sampler.set_epoch(epoch)
+            counts.update(records[i].source for i in sampler)
+        shares[balanced] = counts[1] / sum(counts.values())
+    # Balanced: half of every batch; uniform over identities: their share of the identities.
+    assert shares[True] == pytest.approx(0.5, abs=1e-9)
+    assert shares[False] == pytest.approx(0.25, abs=0.03)
+
+
+def test_source_balancing_follows_the_image_level_unless_set():
+    from config import get_default_cfg
+    from data.build import balances_sources
+
+    cfg = get_default_cfg()
+    assert not balances_sources(cfg)
+    cfg.DISENTANGLE.IMAGE.ENABLED = True
+    assert balances_sources(cfg)
+    cfg.DATALOADER.SOURCE_BALANCED = "no"
+    assert not balances_sources(cfg)
+    cfg.DISENTANGLE.IMAGE.ENABLED = False
+    cfg.DATALOADER.SOURCE_BALANCED = "yes"
+    assert balances_sources(cfg)

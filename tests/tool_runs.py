@@ -1,7 +1,9 @@
 """Running the tools as a user does (a subprocess, a config file), and training in-process with its exact losses."""
 import contextlib
+import io
 import logging
 import os
+import runpy
 import subprocess
 import sys
 
@@ -13,6 +15,17 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ONE_THREAD_ENV = dict(os.environ, OMP_NUM_THREADS="1")
 # Generous: the machine may be shared; a run that hangs still fails the test.
 TIMEOUT = 600
+
+
+def files_under(root):
+    """{path relative to ``root``: bytes} of every file under ``root``, to compare a folder before and after."""
+    found = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as handle:
+                found[os.path.relpath(path, root)] = handle.read()
+    return found
 
 
 def write_config(cfg, path):
@@ -100,3 +113,33 @@ def train_and_read_losses(cfg):
         logger.removeHandler(handler)
         logger.setLevel(level)
     return [line for line in handler.lines if line.startswith("iteration ")], metrics
+
+
+def run_tool_in_process(tool, *args):
+    """(exit code, stdout, stderr) of tools/<tool> run in this process, as ``run_tool`` gives them.
+
+    For runs that stop early, where a new interpreter (importing torch again costs seconds on a
+    loaded machine) adds nothing: the entry point, run_cli and its exit code are the same. stdout and
+    stderr are strict UTF-8 streams, as a process's are under a UTF-8 locale.
+    """
+    out, err = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict") for _ in range(2))
+    argv = sys.argv
+    sys.argv = [tool, *map(str, args)]
+    code = None
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), one_thread():
+            runpy.run_path(os.path.join(REPO, "tools", tool), run_name="__main__")
+    except SystemExit as exited:
+        code = exited.code
+    finally:
+        sys.argv = argv
+        # The tool's handlers write to this call's streams and files; later tests set up their own.
+        for name in ("jifd", "py.warnings"):
+            for handler in list(logging.getLogger(name).handlers):
+                logging.getLogger(name).removeHandler(handler)
+                handler.close()
+    texts = []
+    for stream in (out, err):
+        stream.flush()
+        texts.append(stream.buffer.getvalue().decode("utf-8"))
+    return code, *texts

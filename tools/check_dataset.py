@@ -15,7 +15,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from config import load_cfg  # noqa: E402
 from data.dataset_check import check_datasets, default_workers, format_reports  # noqa: E402
 from utils.cli import add_config_arguments, run_cli  # noqa: E402
-from utils.logger import setup_logger  # noqa: E402
+from utils.logger import printable, setup_logger  # noqa: E402
 
 
 def main():
@@ -28,7 +28,7 @@ def main():
     setup_logger()
     workers = default_workers(cfg) if args.workers is None else args.workers
     reports = check_datasets(cfg, workers)
-    print(format_reports(reports))
+    print(printable(format_reports(reports)))
     return 1 if any(report.errors for report in reports) else 0
 
 

@@ -3,7 +3,23 @@ import logging
 import os
 import sys
 
+from .file_faults import make_folder
+
 _FORMAT = "%(asctime)s %(name)s %(levelname)s: %(message)s"
+
+
+def printable(text):
+    """``text`` with what no UTF-8 stream can write escaped: a file name that is not UTF-8 (which Python
+    holds as lone surrogates) shows its bytes as \\xNN instead of failing the write."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class _PrintableFormatter(logging.Formatter):
+    def format(self, record):
+        return printable(super().format(record))
 
 
 class _EarlyRecords(logging.Handler):
@@ -34,14 +50,14 @@ def setup_logger(output_dir="", distributed_rank=0, filename="log.txt"):
         logger.addHandler(logging.NullHandler())
         _early.records.clear()
         return logger
-    formatter = logging.Formatter(_FORMAT, datefmt="%H:%M:%S")
+    formatter = _PrintableFormatter(_FORMAT, datefmt="%H:%M:%S")
     console = logging.StreamHandler(stream=sys.stdout)
     console.setLevel(logging.INFO)
     console.setFormatter(formatter)
     logger.addHandler(console)
     if output_dir:
-        os.makedirs(output_dir, exist_ok=True)
-        to_file = logging.FileHandler(os.path.join(output_dir, filename), mode="a")
+        make_folder(output_dir, "OUTPUT_DIR")
+        to_file = logging.FileHandler(os.path.join(output_dir, filename), mode="a", encoding="utf-8")
         to_file.setLevel(logging.DEBUG)
         to_file.setFormatter(formatter)
         logger.addHandler(to_file)

@@ -9,7 +9,7 @@ import os
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
-from modeling.weight_loading import read_weights_file
+from modeling.weight_loading import check_weight_values, read_weights_file
 from utils.errors import UserError
 
 # torchvision's ImageNet weight files (IMAGENET1K_V1), named here so that an
@@ -24,7 +24,10 @@ IMAGENET_FILES = {
 class ResNet(nn.Module):
     """Convolutional part of a torchvision ResNet: image -> B x C x h x w map."""
 
-    def __init__(self, arch, torchvision_resnet, last_stride=1, stem_relu=False):
+    STAGES = ("layer1", "layer2", "layer3", "layer4")
+
+    def __init__(self, arch, torchvision_resnet, last_stride=1, stem_relu=False, mixstyle=None):
+        """``mixstyle``: {stage name: a MixStyle layer applied after that stage in training}."""
         super().__init__()
         self.arch = arch
         self.conv1 = torchvision_resnet.conv1
@@ -39,10 +42,17 @@ class ResNet(nn.Module):
         self.layer4 = torchvision_resnet.layer4
         _set_first_block_stride(self.layer4, last_stride)
         self.out_channels = 512 * type(self.layer4[0]).expansion
+        # No parameters: the state-dict keys stay torchvision's.
+        self.mixstyle = nn.ModuleDict(mixstyle or {})
 
-    def forward(self, x):
+    def forward(self, x, domains=None):
+        """``domains`` (training only): each image's domain label, for cross-domain MixStyle."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        for name in self.STAGES:
+            x = getattr(self, name)(x)
+            if name in self.mixstyle:
+                x = self.mixstyle[name](x, domains)
+        return x
 
 
 def _set_first_block_stride(layer, stride):
@@ -54,16 +64,16 @@ def _set_first_block_stride(layer, stride):
         block.downsample[0].stride = (stride, stride)
 
 
-def resnet18(last_stride=1, stem_relu=False):
-    return ResNet("resnet18", tv_resnet.resnet18(weights=None), last_stride, stem_relu)
+def resnet18(last_stride=1, stem_relu=False, mixstyle=None):
+    return ResNet("resnet18", tv_resnet.resnet18(weights=None), last_stride, stem_relu, mixstyle)
 
 
-def resnet34(last_stride=1, stem_relu=False):
-    return ResNet("resnet34", tv_resnet.resnet34(weights=None), last_stride, stem_relu)
+def resnet34(last_stride=1, stem_relu=False, mixstyle=None):
+    return ResNet("resnet34", tv_resnet.resnet34(weights=None), last_stride, stem_relu, mixstyle)
 
 
-def resnet50(last_stride=1, stem_relu=False):
-    return ResNet("resnet50", tv_resnet.resnet50(weights=None), last_stride, stem_relu)
+def resnet50(last_stride=1, stem_relu=False, mixstyle=None):
+    return ResNet("resnet50", tv_resnet.resnet50(weights=None), last_stride, stem_relu, mixstyle)
 
 
 def load_imagenet_weights(backbone, path):
@@ -95,4 +105,5 @@ def load_imagenet_weights(backbone, path):
             f"MODEL.PRETRAIN_PATH = {path!r} is not torchvision's ImageNet {backbone.arch} "
             f"state dict ({file_name}): {detail}. Check MODEL.NAME, or use MODEL.PRETRAIN_CHOICE "
             f"self for a re-ID checkpoint.")
+    check_weight_values(state, expected, f"MODEL.PRETRAIN_PATH = {path!r}")
     backbone.load_state_dict(state)
