@@ -73,9 +73,9 @@ _C.INPUT.JPEG_DRAFT = True
 _C.DATASETS = CN()
 # Folder that holds one folder per dataset
 _C.DATASETS.ROOT_DIR = "./datasets"
-# Training sources: one or more of veri, vehiclex, opri
+# Training sources: names of entries of the dataset table below (any case), e.g. [veri, vehiclex]
 _C.DATASETS.SOURCES = ["veri"]
-# Test set (its query and gallery splits): veri or opri
+# Test set (its query and gallery splits): the name of an entry of the dataset table
 _C.DATASETS.TARGET = "opri"
 # Make a bad file (unreadable, truncated, badly named) an error instead of a skip
 _C.DATASETS.STRICT = False
@@ -83,52 +83,100 @@ _C.DATASETS.STRICT = False
 _C.DATASETS.CHECK_COUNTS = True
 # Generate the demo data under ROOT_DIR when it is absent (demo configs only)
 _C.DATASETS.GENERATE_DEMO = False
-# A dataset whose query/gallery is also evaluated at every evaluation, to choose settings on the
-# sources instead of the target (e.g. veri when training on veri; '' = none)
+# An entry of the dataset table whose query/gallery is also evaluated at every evaluation, to choose
+# settings on the sources instead of the target (e.g. veri when training on veri; '' = none)
 _C.DATASETS.VALIDATION = ""
 # Seed of the generated demo data
 _C.DATASETS.DEMO_SEED = 0
 # Size of the generated data: 'demo' (minutes) or 'bench' (a 250-identity opri-style test set)
 _C.DATASETS.DEMO_PRESET = "demo"
 
-# VeRi-776 (Liu et al.)
-_C.DATASETS.VERI = CN()
-# Folder name under ROOT_DIR
-_C.DATASETS.VERI.FOLDER = "veri"
-# File-name regex with named groups pid and camid, matched on the base name
-_C.DATASETS.VERI.PATTERN = r"^(?P<pid>-?\d+)_c(?P<camid>\d+)_\d+_\d+\.jpg$"
-# Training split folder
-_C.DATASETS.VERI.TRAIN_DIR = "image_train"
-# Query split folder
-_C.DATASETS.VERI.QUERY_DIR = "image_query"
-# Gallery split folder
-_C.DATASETS.VERI.GALLERY_DIR = "image_test"
+# -----------------------------------------------------------------------------
+# The dataset table: one entry DATASETS.<NAME> per dataset, named in SOURCES and
+# TARGET by <name>. A YAML file may add entries of its own (README, "Your own
+# dataset"); the fields an entry leaves out keep these values.
+# -----------------------------------------------------------------------------
+DATASET_FIELDS = CN()
+# Name shown in logs ("" = the entry's name)
+DATASET_FIELDS.NAME = ""
+# Folder under ROOT_DIR ("" = the entry's name in lower case)
+DATASET_FIELDS.FOLDER = ""
+# Regex with the named groups pid and camid, matched on an image's base name (folder splits) or on a line of
+# a list file (list splits, where the group path names the image); without camid every image is its own camera
+DATASET_FIELDS.PATTERN = ""
+# Training split: a folder of images, or a text file listing them, relative to FOLDER ("" = none)
+DATASET_FIELDS.TRAIN_DIR = ""
+# Query split: a folder or a list file, relative to FOLDER ("" = none)
+DATASET_FIELDS.QUERY_DIR = ""
+# Gallery split: a folder or a list file, relative to FOLDER ("" = none)
+DATASET_FIELDS.GALLERY_DIR = ""
+# Other folders under FOLDER where the split folders may sit (e.g. an archive's own top folder)
+DATASET_FIELDS.ALSO_UNDER = []
+# List splits: folder of the listed images, relative to FOLDER
+DATASET_FIELDS.IMAGE_DIR = ""
+# List splits: appended to the path group to name the image file (e.g. ".jpg")
+DATASET_FIELDS.IMAGE_SUFFIX = ""
+# List splits without a camid group: a text file, relative to FOLDER, giving each listed image's camera
+DATASET_FIELDS.CAMERA_FILE = ""
+# Regex with the named groups path and camid for CAMERA_FILE's lines (other lines, e.g. a header, are skipped)
+DATASET_FIELDS.CAMERA_PATTERN = ""
+# 0: query and gallery are their own splits; N > 0: QUERY_DIR holds the whole test split, and N images per
+# identity (drawn with seed 0) make the gallery, the rest the queries (VehicleID's protocol, N = 1)
+DATASET_FIELDS.GALLERY_PER_ID = 0
+# Published [ids, images] of the training split, compared when CHECK_COUNTS is on ([] = none; -1 = unknown)
+DATASET_FIELDS.TRAIN_COUNTS = []
+# Published [ids, images] of the query split ([] = none; -1 = unknown)
+DATASET_FIELDS.QUERY_COUNTS = []
+# Published [ids, images] of the gallery split ([] = none; -1 = unknown)
+DATASET_FIELDS.GALLERY_COUNTS = []
 
-# VehicleX (AI City 2020 re-ID simulation release; train split only)
-_C.DATASETS.VEHICLEX = CN()
-# Folder name under ROOT_DIR
-_C.DATASETS.VEHICLEX.FOLDER = "vehiclex"
-# File-name regex with named groups pid and camid, matched on the base name
-_C.DATASETS.VEHICLEX.PATTERN = r"^(?P<pid>-?\d+)_c(?P<camid>\d+)_\d+\.jpg$"
-# Training split folder (also looked for under AIC20_ReID_Simulation/)
-_C.DATASETS.VEHICLEX.TRAIN_DIR = "image_train"
-# Query split folder (VehicleX has none; kept for symmetry)
-_C.DATASETS.VEHICLEX.QUERY_DIR = ""
-# Gallery split folder (VehicleX has none; kept for symmetry)
-_C.DATASETS.VEHICLEX.GALLERY_DIR = ""
 
-# Opri (Optimus Prime trucks); naming unpublished, VeRi's pattern assumed
-_C.DATASETS.OPRI = CN()
-# Folder name under ROOT_DIR
-_C.DATASETS.OPRI.FOLDER = "opri"
-# File-name regex with named groups pid and camid, matched on the base name
-_C.DATASETS.OPRI.PATTERN = r"^(?P<pid>-?\d+)_c(?P<camid>\d+)_\d+_\d+\.jpg$"
-# Training split folder (not used for training: strict domain generalisation)
-_C.DATASETS.OPRI.TRAIN_DIR = "image_train"
-# Query split folder
-_C.DATASETS.OPRI.QUERY_DIR = "image_query"
-# Gallery split folder
-_C.DATASETS.OPRI.GALLERY_DIR = "image_test"
+def _dataset(**fields):
+    entry = DATASET_FIELDS.clone()
+    for field, value in fields.items():
+        if field not in entry:
+            raise KeyError(f"{field} is not a field of DATASET_FIELDS")
+        entry[field] = value
+    return entry
+
+
+_VERI_NAMES = r"^(?P<pid>-?\d+)_c(?P<camid>\d+)_\d+_\d+\.jpg$"
+
+# VeRi-776 (Liu et al., ICME 2016): 0002_c002_00030600_0.jpg; pid -1 is junk
+_C.DATASETS.VERI = _dataset(
+    NAME="VeRi-776", FOLDER="veri", PATTERN=_VERI_NAMES,
+    TRAIN_DIR="image_train", QUERY_DIR="image_query", GALLERY_DIR="image_test",
+    TRAIN_COUNTS=[576, 37778], QUERY_COUNTS=[200, 1678], GALLERY_COUNTS=[200, 11579])
+# VehicleX (AI City 2020 re-ID simulation release; train split only, "about 192k" images): 0001_c001_33.jpg
+_C.DATASETS.VEHICLEX = _dataset(
+    NAME="VehicleX", FOLDER="vehiclex", PATTERN=r"^(?P<pid>-?\d+)_c(?P<camid>\d+)_\d+\.jpg$",
+    TRAIN_DIR="image_train", ALSO_UNDER=["AIC20_ReID_Simulation"], TRAIN_COUNTS=[1362, -1])
+# Opri (Optimus Prime trucks); naming unpublished, VeRi's pattern assumed; its train split is not used
+_C.DATASETS.OPRI = _dataset(
+    NAME="Opri", FOLDER="opri", PATTERN=_VERI_NAMES,
+    TRAIN_DIR="image_train", QUERY_DIR="image_query", GALLERY_DIR="image_test",
+    TRAIN_COUNTS=[8918, 67321], QUERY_COUNTS=[8917, 8917], GALLERY_COUNTS=[-1, 54756])
+# VehicleID (Liu et al., CVPR 2016): image/<image id>.jpg, train_test_split/*.txt lines "<image id> <vehicle id>";
+# no cameras; the test list of 800 vehicles (test_list_1600.txt, test_list_2400.txt: the larger ones)
+_C.DATASETS.VEHICLEID = _dataset(
+    NAME="VehicleID", FOLDER="vehicleid", PATTERN=r"^(?P<path>\d+) (?P<pid>\d+)$",
+    TRAIN_DIR="train_test_split/train_list.txt", QUERY_DIR="train_test_split/test_list_800.txt",
+    IMAGE_DIR="image", IMAGE_SUFFIX=".jpg", GALLERY_PER_ID=1,
+    TRAIN_COUNTS=[13164, 113346], GALLERY_COUNTS=[800, 800])
+# VeRi-Wild (Lou et al., CVPR 2019): images/<vehicle id>/<image id>.jpg, train_test_split/*.txt lines
+# "<vehicle id>/<image id>", cameras in vehicle_info.txt; the small test set (test_5000*, test_10000*: larger)
+_C.DATASETS.VERIWILD = _dataset(
+    NAME="VeRi-Wild", FOLDER="veriwild", PATTERN=r"^(?P<path>(?P<pid>\d+)/\d+)$",
+    TRAIN_DIR="train_test_split/train_list.txt", QUERY_DIR="train_test_split/test_3000_query.txt",
+    GALLERY_DIR="train_test_split/test_3000.txt", IMAGE_DIR="images", IMAGE_SUFFIX=".jpg",
+    CAMERA_FILE="train_test_split/vehicle_info.txt", CAMERA_PATTERN=r"^(?P<path>\d+/\d+);(?P<camid>\d+);.*$",
+    TRAIN_COUNTS=[30671, 277797], QUERY_COUNTS=[3000, 3000], GALLERY_COUNTS=[3000, -1])
+# Market-1501 (Zheng et al., ICCV 2015), laid out as reid-strong-baseline reads it: 0002_c1s1_000451_03.jpg;
+# pid -1 is junk, pid 0 the gallery's distractors
+_C.DATASETS.MARKET1501 = _dataset(
+    NAME="Market-1501", FOLDER="market1501", PATTERN=r"^(?P<pid>-?\d+)_c(?P<camid>\d)s\d+_\d+_\d+\.jpg$",
+    TRAIN_DIR="bounding_box_train", QUERY_DIR="query", GALLERY_DIR="bounding_box_test",
+    TRAIN_COUNTS=[751, 12936], QUERY_COUNTS=[750, 3368], GALLERY_COUNTS=[751, 15913])
 
 # -----------------------------------------------------------------------------
 # DATALOADER
@@ -136,7 +184,7 @@ _C.DATASETS.OPRI.GALLERY_DIR = "image_test"
 _C.DATALOADER = CN()
 # Worker processes per loader
 _C.DATALOADER.NUM_WORKERS = 8
-# 'softmax' (random batches) or 'softmax_triplet' (P x K identity sampler)
+# 'softmax' (random batches, the ID loss alone, as in RSB) or 'softmax_triplet' (P x K identity sampler)
 _C.DATALOADER.SAMPLER = "softmax_triplet"
 # K: images per identity in a batch
 _C.DATALOADER.NUM_INSTANCE = 4
@@ -196,8 +244,10 @@ _C.SOLVER.SEED = 0
 _C.SOLVER.AMP = "auto"
 # channels_last memory format on CUDA
 _C.SOLVER.CHANNELS_LAST = True
-# Show a progress bar
+# Show a progress bar (on a terminal only; elsewhere the epoch-end log line gives the same numbers)
 _C.SOLVER.PROGRESS_BAR = True
+# Write every iteration's exact loss terms to log.txt (DEBUG lines), to compare two runs
+_C.SOLVER.LOG_EXACT_LOSSES = False
 # Disentanglement diagnostics (domain probes, swap checks) at every evaluation
 _C.SOLVER.DIAGNOSTICS = True
 
@@ -334,6 +384,16 @@ _C.TEST.MAX_RANK = 50
 _C.TEST.EVAL_MEMORY_MB = 512
 # Average the features of each image and its mirror
 _C.TEST.FLIP = False
+# Average query expansion (fast-reid's keys and definition), applied before ranking or re-ranking
+_C.TEST.AQE = CN()
+# Switch it on
+_C.TEST.AQE.ENABLED = False
+# Rounds of expansion
+_C.TEST.AQE.QE_TIME = 1
+# Neighbours averaged, the image itself included
+_C.TEST.AQE.QE_K = 5
+# Each neighbour weighs (cosine similarity) ** ALPHA
+_C.TEST.AQE.ALPHA = 3.0
 # Largest fraction of the query or of the gallery that may be unreadable (evaluated as blank images);
 # above it the evaluation refuses and writes no metrics
 _C.TEST.MAX_UNREADABLE = 0.01

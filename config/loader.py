@@ -1,21 +1,26 @@
 """Builds the run's configuration from the defaults, a YAML file and overrides.
 
-Every mistake a user can make here (a missing file, a misspelt key, a value
-of the wrong type or outside its choices) becomes one ``ConfigError`` whose
-message names the key, so that tools can print it without a traceback.
+The YAML file and the ``KEY VALUE`` overrides go through one path: every
+key is looked up (a key DATASETS.<NAME>.<FIELD> may add an entry to the
+dataset table, config/dataset_table.py), translated when it is one of reid-strong-baseline's
+(config/rsb_compat.py), given the form of its default when it is a yes/no
+switch (config/switches.py), type-checked as yacs does, and set. Every
+mistake a user can make here (a missing or unreadable file, a misspelt key, a
+value of the wrong type, outside its choices or below its minimum) becomes
+one ``ConfigError`` whose message names the key, with the nearest known key
+for a typo.
 """
+import difflib
 import os
-import re
 
 import yaml
-from yacs.config import CfgNode
+from yacs.config import CfgNode, _check_and_coerce_cfg_value_type
 
+from .dataset_table import check_used_entries, is_entry_field, new_entry
 from .defaults import _C
-
-
-class ConfigError(ValueError):
-    """A configuration mistake, with a message meant for the user."""
-
+from .errors import ConfigError
+from .rsb_compat import RSBKeys
+from .switches import coerce_switch
 
 # Keys whose values come from a closed set; checked after every merge.
 CHOICES = {
@@ -42,7 +47,6 @@ CHOICES = {
     "TEST.FEAT_NORM": ("yes", "no"),
     "TEST.DISTANCE": ("euclidean", "cosine"),
 }
-DATASET_NAMES = ("veri", "vehiclex", "opri")
 # Keys with a smallest valid value; below it a loader, the sampler or the schedule would fail
 # later with a traceback, or (SOLVER.MAX_EPOCHS) a run would save an untrained model.
 MINIMUMS = {
@@ -57,9 +61,9 @@ MINIMUMS = {
     "INPUT.PADDING": 0,
     "TEST.IMS_PER_BATCH": 1,
     "TEST.MAX_RANK": 1,
+    "TEST.AQE.QE_K": 1,
+    "TEST.AQE.QE_TIME": 1,
 }
-_TYPE_MISMATCH = re.compile(r"^Type mismatch \(<class '([\w.]+)'> vs\. <class '([\w.]+)'>\).* for config key: (\S+)$",
-                            re.DOTALL)
 
 
 def get_default_cfg():
@@ -90,21 +94,7 @@ def _validate(cfg):
         raise ConfigError(f"INPUT.PIXEL_STD = {list(cfg.INPUT.PIXEL_STD)} must be positive: images are divided by it")
     if not 0 <= cfg.TEST.MAX_UNREADABLE <= 1:
         raise ConfigError(f"TEST.MAX_UNREADABLE = {cfg.TEST.MAX_UNREADABLE} must be a fraction in [0, 1]")
-    sources = [s.lower() for s in cfg.DATASETS.SOURCES]
-    if not sources:
-        raise ConfigError("DATASETS.SOURCES is empty: name one or more of veri, vehiclex, opri")
-    for name in sources + [cfg.DATASETS.TARGET.lower()]:
-        if name not in DATASET_NAMES:
-            key = "DATASETS.TARGET" if name == cfg.DATASETS.TARGET.lower() else "DATASETS.SOURCES"
-            raise ConfigError(f"{key}: unknown dataset {name!r}; known: {', '.join(DATASET_NAMES)}")
-    if cfg.DATASETS.TARGET.lower() == "vehiclex":
-        raise ConfigError("DATASETS.TARGET = 'vehiclex': VehicleX has no query/gallery split")
-    if len(set(sources)) != len(sources):
-        raise ConfigError(f"DATASETS.SOURCES names a dataset twice: {list(cfg.DATASETS.SOURCES)}")
-    validation = cfg.DATASETS.VALIDATION.lower()
-    if validation and (validation not in DATASET_NAMES or validation == "vehiclex"):
-        raise ConfigError(f"DATASETS.VALIDATION = {validation!r}: name a dataset with a query/gallery split "
-                          "(veri or opri), or '' for none")
+    check_used_entries(cfg)
     for key in ("INPUT.SIZE_TRAIN", "INPUT.SIZE_TEST", "DISENTANGLE.IMAGE.SIZE"):
         size = _lookup(cfg, key)
         # An empty generator size means the re-ID input size.
@@ -120,28 +110,114 @@ def _validate(cfg):
         raise ConfigError(f"SOLVER.STEPS = {list(cfg.SOLVER.STEPS)} must be increasing")
 
 
-def _yacs_message(err, origin):
-    text = str(err.args[0]) if err.args else str(err)
-    if text.startswith("Non-existent config key: "):
-        key = text[len("Non-existent config key: "):]
-        return f"{origin}: unknown config key {key} (see config/defaults.py for the keys)"
-    mismatch = _TYPE_MISMATCH.match(text)
-    if mismatch:
-        return f"{origin}: {_type_mismatch(*mismatch.groups())}"
-    return f"{origin}: {text}"
+def _all_keys(node, prefix=""):
+    keys = []
+    for name, value in node.items():
+        full = f"{prefix}{name}"
+        keys += _all_keys(value, full + ".") if isinstance(value, CfgNode) else [full]
+    return keys
 
 
-def _type_mismatch(expected, given, key):
-    """One line for yacs's type mismatch, which would print the whole default node of a section."""
-    default = _lookup(_C, key)
-    if isinstance(default, CfgNode):
-        shown = ", ".join(f"{key}.{name}" for name in list(default)[:3])
-        return f"{key} is a section of keys ({shown}, ...), not a single value"
-    return f"{key} takes a {expected.rsplit('.', 1)[-1]} (default {default!r}), not a {given.rsplit('.', 1)[-1]}"
+def _unknown_key(cfg, key, origin):
+    parts = key.split(".")
+    if len(parts) == 3 and parts[0] == "DATASETS" and isinstance(cfg.DATASETS.get(parts[1].upper()), CfgNode):
+        # A field of a dataset entry, maybe one the user is adding: compare with the entry fields.
+        fields = difflib.get_close_matches(parts[2], list(new_entry()), n=1, cutoff=0.6)
+        guess = [f"DATASETS.{parts[1].upper()}.{fields[0]}"] if fields else []
+    else:
+        guess = difflib.get_close_matches(key, _all_keys(cfg), n=1, cutoff=0.75)
+    hint = f"; did you mean {guess[0]}?" if guess else ""
+    return ConfigError(f"{origin}: unknown config key {key}{hint} (config/defaults.py lists the keys)")
+
+
+def _as_list(text):
+    """A list key given as text that is not a Python literal: [veri, vehiclex] (YAML's flow form) or one name."""
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return parsed if isinstance(parsed, list) else [text]
+
+
+def flatten_keys(mapping, prefix=""):
+    """(dotted key, value) pairs of a nested dict read from YAML, in file order."""
+    pairs = []
+    for name, value in mapping.items():
+        full = f"{prefix}{name}"
+        pairs += flatten_keys(value, full + ".") if isinstance(value, dict) else [(full, value)]
+    return pairs
+
+
+class _Merger:
+    """Sets (key, value) pairs from YAML files and the command line into one config."""
+
+    def __init__(self):
+        self.cfg = get_default_cfg()
+        self.rsb = RSBKeys()
+
+    def merge(self, pairs, origin):
+        for key, raw in pairs:
+            value = CfgNode._decode_cfg_value(raw)
+            translated = self.rsb.translate(key, value) if not self._has(key) else None
+            for target, target_value in ([(key, value)] if translated is None else translated):
+                self._set(target, target_value, origin)
+
+    def _has(self, key):
+        try:
+            _lookup(self.cfg, key)
+        except (KeyError, TypeError):
+            return False
+        return True
+
+    def _set(self, key, value, origin):
+        *path, leaf = key.split(".")
+        if len(path) == 2 and path[0] == "DATASETS" and is_entry_field(leaf):
+            # An entry of the dataset table, maybe a new one (the user's own dataset); entries are in capitals.
+            path[1] = path[1].upper()
+            key = ".".join(path + [leaf])
+            if path[1] not in self.cfg.DATASETS:
+                self.cfg.DATASETS[path[1]] = new_entry()
+        node = self.cfg
+        for part in path:
+            if not isinstance(node, CfgNode) or part not in node:
+                raise _unknown_key(self.cfg, key, origin)
+            node = node[part]
+        if not isinstance(node, CfgNode) or leaf not in node:
+            raise _unknown_key(self.cfg, key, origin)
+        default = node[leaf]
+        if isinstance(default, CfgNode):
+            shown = ", ".join(f"{key}.{name}" for name in list(default)[:3])
+            raise ConfigError(f"{origin}: {key} is a section of keys ({shown}, ...), not a single value")
+        value = coerce_switch(value, default, CHOICES.get(key, ()))
+        if isinstance(default, (list, tuple)) and isinstance(value, str):
+            value = _as_list(value)
+        if isinstance(default, float) and type(value) is int:
+            # RSB's files write whole numbers where this project's defaults are floats (BIAS_LR_FACTOR: 1).
+            value = float(value)
+        try:
+            node[leaf] = _check_and_coerce_cfg_value_type(value, default, leaf, key)
+        except ValueError:
+            raise ConfigError(f"{origin}: {_type_mismatch(key, value, default)}") from None
+
+    def finish(self):
+        self.rsb.finish(self.cfg)
+        return self.cfg
+
+
+def _a(value):
+    kind = type(value).__name__
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
+def _type_mismatch(key, value, default):
+    """One line for a value whose type the key does not take."""
+    return f"{key} takes {_a(default)} (default {default!r}), not {_a(value)} ({value!r})"
 
 
 def _read_yaml(config_file):
     """The mapping a YAML config file holds, or a ConfigError saying why it holds none."""
+    if not os.path.isfile(config_file):
+        raise ConfigError(f"config file not found: {config_file}")
     try:
         with open(config_file, "rb") as handle:
             raw = handle.read()
@@ -164,25 +240,17 @@ def _read_yaml(config_file):
 
 def load_cfg(config_file="", opts=()):
     """Defaults <- YAML file <- ``KEY VALUE`` pairs; frozen and validated."""
-    cfg = get_default_cfg()
+    merger = _Merger()
     if config_file:
-        if not os.path.isfile(config_file):
-            raise ConfigError(f"config file not found: {config_file}")
-        data = _read_yaml(config_file)
-        try:
-            cfg.merge_from_other_cfg(CfgNode(data))
-        except (KeyError, ValueError, AssertionError, TypeError) as err:
-            raise ConfigError(_yacs_message(err, config_file)) from None
+        merger.merge(flatten_keys(_read_yaml(config_file)), config_file)
     opts = list(opts)
     if len(opts) % 2:
         raise ConfigError(f"overrides must come in KEY VALUE pairs; {opts[-1]!r} has no value")
-    try:
-        cfg.merge_from_list(opts)
-    except (KeyError, ValueError, AssertionError, TypeError) as err:
-        raise ConfigError(_yacs_message(err, "command line")) from None
+    merger.merge(zip(opts[0::2], opts[1::2]), "command line")
+    cfg = merger.finish()
     _validate(cfg)
     cfg.freeze()
     return cfg
 
 
-__all__ = ["CfgNode", "ConfigError", "get_default_cfg", "load_cfg"]
+__all__ = ["CfgNode", "ConfigError", "flatten_keys", "get_default_cfg", "load_cfg"]

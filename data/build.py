@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from utils.errors import UserError
 
 from .dataset_check import warn_queries_without_match
-from .dataset_presets import load_test_set, load_train_set, log_statistics
+from .dataset_presets import display_name, load_test_set, load_train_set, log_statistics
 from .image_dataset import ImageDataset
 from .samplers import RandomIdentitySampler, ShuffledSampler
 from .transforms import build_transforms, input_size
@@ -137,7 +137,7 @@ def _loader_options(cfg):
 
 
 def _test_data(cfg, query_records, gallery_records, name=None):
-    warn_queries_without_match(query_records, gallery_records, name or cfg.DATASETS.TARGET)
+    warn_queries_without_match(query_records, gallery_records, display_name(cfg, name or cfg.DATASETS.TARGET))
     test_set = ImageDataset(query_records + gallery_records, build_transforms(cfg, is_train=False),
                             target_size=input_size(cfg, is_train=False), draft=cfg.INPUT.JPEG_DRAFT,
                             is_train=False, strict=cfg.DATASETS.STRICT)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 from utils.errors import UserError
 
-from .dataset_presets import DISPLAY_NAMES, PUBLISHED_COUNTS, get_preset, split_folder
+from .dataset_presets import get_preset, scan_split
 from .image_loading import BadImageError, decode_image
-from .reid_folder import compile_pattern, no_records_message, scan_split_folder
+from .reid_folder import no_records_message
 from .transforms import input_size
 
 logger = logging.getLogger("jifd.data")
@@ -49,10 +49,10 @@ def describe_queries_without_match(query, gallery):
             f"camera and are skipped by the evaluation (query ids {_listed(ids)})")
 
 
-def warn_queries_without_match(query, gallery, dataset):
+def warn_queries_without_match(query, gallery, title):
     message = describe_queries_without_match(query, gallery)
     if message:
-        logger.warning("%s: %s", DISPLAY_NAMES.get(dataset.lower(), dataset), message)
+        logger.warning("%s: %s", title, message)
 
 
 @dataclass
@@ -61,6 +61,7 @@ class SplitReport:
 
     dataset: str
     split: str
+    dataset_title: str = ""
     folder: str = ""
     ids: int = 0
     images: int = 0
@@ -71,7 +72,7 @@ class SplitReport:
 
     @property
     def title(self):
-        return f"{DISPLAY_NAMES[self.dataset]} {self.split}"
+        return f"{self.dataset_title or self.dataset} {self.split}"
 
 
 def _decode_problem(job):
@@ -92,8 +93,8 @@ def _decode_all(paths, target_size, draft, workers):
         return list(pool.map(_decode_problem, jobs, chunksize=64))
 
 
-def _compare_counts(report, name, split, records):
-    published = PUBLISHED_COUNTS.get(name, {}).get(split)
+def _compare_counts(report, preset, split):
+    published = preset.published(split)
     if published is None:
         return
     shown = "/".join("?" if value is None else f"{value:,}" for value in published)
@@ -106,27 +107,29 @@ def _compare_counts(report, name, split, records):
 def check_split(cfg, name, split, workers=0):
     """(SplitReport, records) of one split; records is empty when the split is unusable."""
     preset = get_preset(cfg, name)
-    report = SplitReport(dataset=preset.name, split=split)
+    report = SplitReport(dataset=preset.name, split=split, dataset_title=preset.title)
     pattern_key = preset.config_key("PATTERN")
     try:
-        report.folder = split_folder(preset, split)
-        regex = compile_pattern(preset.pattern, pattern_key)
+        report.folder, scan = scan_split(preset, split)
     except UserError as err:
         report.errors.append(str(err))
         return report, []
-    scan = scan_split_folder(report.folder, regex)
     if not scan.records:
         report.errors.append(no_records_message(report.folder, scan, preset.pattern, pattern_key))
         return report, []
+    what = "list line(s)" if scan.from_list else "file name(s)"
     if scan.bad_names:
-        report.errors.append(f"{len(scan.bad_names)} file name(s) do not match {pattern_key} = "
+        report.errors.append(f"{len(scan.bad_names)} {what} do not match {pattern_key} = "
                              f"{preset.pattern!r} and are skipped: {_listed(scan.bad_names)}")
     if scan.huge_numbers:
-        report.errors.append(f"{len(scan.huge_numbers)} file name(s) hold an identity or camera number that does "
+        report.errors.append(f"{len(scan.huge_numbers)} {what} hold an identity or camera number that does "
                              f"not fit in 64 bits and are skipped: {_listed(scan.huge_numbers)}")
     if scan.not_files:
         report.errors.append(f"{len(scan.not_files)} entries named like images are not image files and are "
                              f"skipped: {_listed([f'{name} ({why})' for name, why in scan.not_files])}")
+    if scan.no_camera:
+        report.errors.append(f"{len(scan.no_camera)} list line(s) have no camera in "
+                             f"{preset.config_key('CAMERA_FILE')} and are skipped: {_listed(scan.no_camera)}")
     if scan.junk:
         report.notes.append(f"{scan.junk} junk images (pid -1) dropped")
     if scan.other_files:
@@ -148,7 +151,7 @@ def check_split(cfg, name, split, workers=0):
     report.images = len(records)
     report.ids = len({r.pid for r in records})
     report.cameras = len({r.camid for r in records})
-    _compare_counts(report, preset.name, split, records)
+    _compare_counts(report, preset, split)
     if split == "train":
         cameras = defaultdict(set)
         for record in records:

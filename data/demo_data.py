@@ -36,7 +36,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from config import ConfigError
+from config import ConfigError, get_default_cfg
+from config.dataset_table import SPLIT_KEYS
 from utils.errors import UserError
 
 logger = logging.getLogger("jifd.data")
@@ -827,11 +828,17 @@ class Shot:
     index: int
 
 
-DEFAULT_LAYOUT = {
-    "veri": {"folder": "veri", "train": "image_train", "query": "image_query", "gallery": "image_test"},
-    "vehiclex": {"folder": "vehiclex", "train": "image_train"},
-    "opri": {"folder": "opri", "train": "image_train", "query": "image_query", "gallery": "image_test"},
-}
+def layout_from_cfg(cfg):
+    """Each demo dataset's folder and split folders, from its entry in the dataset table (cfg.DATASETS)."""
+    layout = {}
+    for dataset in DATASET_NAMES:
+        node = cfg.DATASETS[dataset.upper()]
+        layout[dataset] = {"folder": node.FOLDER or dataset,
+                           **{split: node[key] for split, key in SPLIT_KEYS.items() if node[key]}}
+    return layout
+
+
+DEFAULT_LAYOUT = layout_from_cfg(get_default_cfg())
 
 
 def _spread(rng, total, cams):
@@ -1091,18 +1098,6 @@ def generate_demo_data(root, seed=0, scale=1.0, layout=None, workers=None, prese
     with open(os.path.join(root, MARKER_NAME), "w") as handle:
         json.dump(marker, handle, indent=1, sort_keys=True)
     return summary
-
-
-def layout_from_cfg(cfg):
-    """DEFAULT_LAYOUT with the folder names of cfg.DATASETS."""
-    layout = {}
-    for dataset in DATASET_NAMES:
-        node = cfg.DATASETS[dataset.upper()]
-        entry = {"folder": node.FOLDER, "train": node.TRAIN_DIR}
-        if dataset != "vehiclex":
-            entry.update(query=node.QUERY_DIR, gallery=node.GALLERY_DIR)
-        layout[dataset] = entry
-    return layout
 
 
 def _check_patterns(cfg):

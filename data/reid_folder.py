@@ -1,9 +1,12 @@
-"""One generic reader for re-ID split folders (VeRi, VehicleX, Opri, ...).
+"""One generic reader for re-ID split folders (VeRi, VehicleX, Opri, Market-1501, ...).
 
 Every dataset is a flat folder of images whose base names carry the identity
-and the camera, e.g. VeRi's ``0002_c002_00030600_0.jpg``. A per-dataset regex
-with the named groups ``pid`` and ``camid`` (config key DATASETS.<NAME>.PATTERN)
-reads them, so a copy named differently needs a new pattern, not new code.
+and the camera, e.g. VeRi's ``0002_c002_00030600_0.jpg``, or a list file
+naming them (data/reid_list.py). A per-dataset regex with the named groups
+``pid`` and ``camid`` (config key DATASETS.<NAME>.PATTERN) reads them, so a
+copy named differently needs a new pattern, not new code. A pattern without
+``camid`` is for datasets without cameras (VehicleID): every image is then
+its own camera, so evaluation drops no gallery image as same-camera.
 """
 import logging
 import os
@@ -24,6 +27,9 @@ JUNK_PID = -1
 # Bad file names are warned one by one up to this many, then summarised,
 # so that a wrong pattern does not flood the log with thousands of lines.
 MAX_NAME_WARNINGS = 5
+# Without a camid group, an image's camera is its position in its split, and the gallery's count from here,
+# so that no query and gallery image share a camera.
+GALLERY_CAMERA_BASE = 1 << 30
 # Identities and cameras become int64 tensors when a batch is collated.
 _LARGEST_NUMBER = 2 ** 63 - 1
 
@@ -42,8 +48,8 @@ class ImageRecord(NamedTuple):
     domain: int = 0
 
 
-def compile_pattern(pattern, pattern_key):
-    """The file-name regex, checked for the ``pid`` and ``camid`` groups.
+def compile_pattern(pattern, pattern_key, required=("pid",)):
+    """The file-name regex, checked for the ``required`` named groups.
 
     Compiled ASCII-only: \\d must not read full-width or other Unicode digits as ids.
     """
@@ -51,17 +57,23 @@ def compile_pattern(pattern, pattern_key):
         regex = re.compile(pattern, re.ASCII)
     except re.error as err:
         raise ConfigError(f"{pattern_key} = {pattern!r} is not a valid regular expression ({err})") from None
-    missing = {"pid", "camid"} - set(regex.groupindex)
+    missing = set(required) - set(regex.groupindex)
     if missing:
         raise ConfigError(
             f"{pattern_key} = {pattern!r} lacks the named group(s) {', '.join(sorted(missing))}; "
-            "write them as (?P<pid>...) and (?P<camid>...)")
+            f"write them as {' and '.join(f'(?P<{group}>...)' for group in sorted(missing))}")
     return regex
+
+
+def label(match, position, camera_base=0):
+    """(pid, camid) of a pattern match; without a camid group the camera is the image's position."""
+    camid = int(match["camid"]) if "camid" in match.re.groupindex else camera_base + position
+    return int(match["pid"]), camid
 
 
 @dataclass
 class FolderScan:
-    """What a split folder holds, by file name alone (nothing is decoded)."""
+    """What a split folder (or list file) holds, by file name alone (nothing is decoded)."""
 
     records: list = field(default_factory=list)
     names: list = field(default_factory=list)
@@ -72,6 +84,19 @@ class FolderScan:
     not_files: list = field(default_factory=list)
     junk: int = 0
     other_files: int = 0
+    # A list file's scan: names and bad_names are its lines.
+    from_list: bool = False
+    # Lines of a list file that CAMERA_FILE gives no camera for.
+    no_camera: list = field(default_factory=list)
+
+    def add(self, name, path, pid, camid):
+        """Keep the record of the file (or line) ``name``, or count it as junk or as too large a number."""
+        if max(abs(pid), abs(camid)) > _LARGEST_NUMBER:
+            self.huge_numbers.append(name)
+        elif pid == JUNK_PID:
+            self.junk += 1
+        else:
+            self.records.append(ImageRecord(path, pid, camid))
 
 
 def _not_a_file(entry):
@@ -80,7 +105,7 @@ def _not_a_file(entry):
     return "a folder" if entry.is_dir() else "not a regular file"
 
 
-def scan_split_folder(folder, regex):
+def scan_split_folder(folder, regex, camera_base=0):
     """Images of ``folder`` sorted by name, parsed with the compiled file-name ``regex``."""
     with os.scandir(folder) as entries:
         entries = [entry for entry in entries if not entry.name.startswith(".")]
@@ -89,19 +114,12 @@ def scan_split_folder(folder, regex):
     scan.other_files = len(files) - len(scan.names)
     scan.not_files = sorted((entry.name, _not_a_file(entry)) for entry in entries
                             if not entry.is_file() and entry.name.lower().endswith(IMAGE_EXTENSIONS))
-    for name in scan.names:
+    for position, name in enumerate(scan.names):
         match = regex.fullmatch(name)
         if match is None:
             scan.bad_names.append(name)
             continue
-        pid, camid = int(match["pid"]), int(match["camid"])
-        if max(abs(pid), abs(camid)) > _LARGEST_NUMBER:
-            scan.huge_numbers.append(name)
-            continue
-        if pid == JUNK_PID:
-            scan.junk += 1
-            continue
-        scan.records.append(ImageRecord(os.path.join(folder, name), pid, camid))
+        scan.add(name, os.path.join(folder, name), *label(match, position, camera_base))
     return scan
 
 
@@ -115,37 +133,62 @@ def read_split_folder(folder, pattern, *, folder_key, pattern_key, strict=False)
     if not os.path.isdir(folder):
         raise UserError(f"image folder not found: {folder} (set {folder_key})")
     scan = scan_split_folder(folder, compile_pattern(pattern, pattern_key))
-    skipped = skipped_entries(scan, pattern, pattern_key)
-    if strict and skipped:
-        name, reason = skipped[0]
-        raise UserError(f"{os.path.join(folder, name)}: {reason} (DATASETS.STRICT is on)")
+    return checked_records(scan, folder, pattern, pattern_key, strict)
 
-    for name, reason in skipped[:MAX_NAME_WARNINGS]:
-        logger.warning("skipped %s: %s", os.path.join(folder, name), reason)
-    if len(skipped) > MAX_NAME_WARNINGS:
-        logger.warning("skipped %d more files in %s whose names do not match %s, or that are not image files",
-                       len(skipped) - MAX_NAME_WARNINGS, folder, pattern_key)
-    if scan.junk:
-        logger.info("dropped %d junk images (pid %d) in %s", scan.junk, JUNK_PID, folder)
-    if not scan.records:
-        raise UserError(no_records_message(folder, scan, pattern, pattern_key))
-    return scan.records
+
+def _item(scan, where, name):
+    return f"line {name!r} of {where}" if scan.from_list else os.path.join(where, name)
 
 
 def skipped_entries(scan, pattern, pattern_key):
-    """(name, reason) of every entry of ``scan`` named like an image that gives no record (junk aside)."""
-    return ([(name, f"file name does not match {pattern_key} = {pattern!r}") for name in scan.bad_names]
+    """(name, reason) of every entry (or line) of ``scan`` named like an image that gives no record (junk and
+    lines without a camera aside)."""
+    what = "line" if scan.from_list else "file name"
+    return ([(name, f"{what} does not match {pattern_key} = {pattern!r}") for name in scan.bad_names]
             + [(name, f"its identity or camera number does not fit in 64 bits ({pattern_key})")
                for name in scan.huge_numbers]
             + scan.not_files)
 
 
-def no_records_message(folder, scan, pattern, pattern_key):
-    """Why a split folder gave no usable image."""
-    if not scan.names:
+def checked_records(scan, where, pattern, pattern_key, strict=False):
+    """The records of the scan of a folder or a list file ``where``; the entries (or lines) that give no record
+    are warned and skipped, or an error when ``strict``."""
+    skipped = skipped_entries(scan, pattern, pattern_key)
+    if strict and skipped:
+        name, reason = skipped[0]
+        raise UserError(f"{_item(scan, where, name)}: {reason} (DATASETS.STRICT is on)")
+    for name, reason in skipped[:MAX_NAME_WARNINGS]:
+        logger.warning("skipped %s: %s", _item(scan, where, name), reason)
+    if len(skipped) > MAX_NAME_WARNINGS:
+        logger.warning("skipped %d more %s in %s, for the reasons above (%s, or not image files)",
+                       len(skipped) - MAX_NAME_WARNINGS, "lines" if scan.from_list else "files", where, pattern_key)
+    if scan.no_camera:
+        if strict:
+            raise UserError(f"{_item(scan, where, scan.no_camera[0])}: the camera file gives it no camera "
+                            "(DATASETS.STRICT is on)")
+        logger.warning("skipped %d line(s) of %s that the camera file gives no camera, e.g. %r",
+                       len(scan.no_camera), where, scan.no_camera[0])
+    if scan.junk:
+        logger.info("dropped %d junk images (pid %d) in %s", scan.junk, JUNK_PID, where)
+    if not scan.records:
+        raise UserError(no_records_message(where, scan, pattern, pattern_key))
+    return scan.records
+
+
+def no_records_message(where, scan, pattern, pattern_key):
+    """Why a split folder or list file gave no usable image."""
+    if scan.from_list:
+        if not scan.names:
+            return f"{where} lists no image"
+        if scan.bad_names:
+            return (f"none of the {len(scan.names)} lines of {where} matches {pattern_key} = {pattern!r} "
+                    f"(e.g. {scan.bad_names[0]!r})")
+        if scan.no_camera:
+            return f"the camera file gives no line of {where} a camera (e.g. {scan.no_camera[0]!r})"
+    elif not scan.names:
         others = f" (only {scan.other_files} non-image file(s))" if scan.other_files else ""
-        return f"no .jpg/.jpeg/.png images in {folder}{others}; expected names matching {pattern_key} = {pattern!r}"
-    if scan.bad_names:
-        return (f"none of the {len(scan.names)} images in {folder} matches {pattern_key} = {pattern!r} "
+        return f"no .jpg/.jpeg/.png images in {where}{others}; expected names matching {pattern_key} = {pattern!r}"
+    elif scan.bad_names:
+        return (f"none of the {len(scan.names)} images in {where} matches {pattern_key} = {pattern!r} "
                 f"(e.g. {scan.bad_names[0]})")
-    return f"every image in {folder} is junk (pid {JUNK_PID}); nothing to use ({pattern_key} = {pattern!r})"
+    return f"every image in {where} is junk (pid {JUNK_PID}); nothing to use ({pattern_key} = {pattern!r})"

@@ -12,6 +12,11 @@ from utils.reid_metric import ReIDMetric
 logger = logging.getLogger("jifd.eval")
 
 
+def normalises_features(cfg):
+    """Whether evaluation L2-normalises the features (ReIDMetric does for either key)."""
+    return cfg.TEST.FEAT_NORM == "yes" or cfg.TEST.DISTANCE == "cosine"
+
+
 def build_reid_metric(cfg, num_query):
     return ReIDMetric(
         num_query,
@@ -23,6 +28,8 @@ def build_reid_metric(cfg, num_query):
         k1=cfg.TEST.RE_RANKING_K1,
         k2=cfg.TEST.RE_RANKING_K2,
         lambda_value=cfg.TEST.RE_RANKING_LAMBDA,
+        aqe=dict(k=cfg.TEST.AQE.QE_K, alpha=cfg.TEST.AQE.ALPHA, times=cfg.TEST.AQE.QE_TIME)
+        if cfg.TEST.AQE.ENABLED else None,
     )
 
 

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from data.dataset_presets import get_preset, load_split
 from data.image_dataset import ImageDataset
-from data.reid_folder import IMAGE_EXTENSIONS, ImageRecord, compile_pattern
+from data.reid_folder import IMAGE_EXTENSIONS, ImageRecord, compile_pattern, label
 from data.transforms import build_transforms, input_size
 from utils.errors import UserError
 from utils.file_faults import make_folder, reported_write_faults
@@ -51,9 +51,9 @@ def folder_records(folder, pattern, pattern_key):
     if not names:
         raise UserError(f"--folder {folder}: no .jpg/.jpeg/.png images in it")
     records = []
-    for name in names:
+    for position, name in enumerate(names):
         match = regex.fullmatch(name)
-        pid, camid = (int(match["pid"]), int(match["camid"])) if match else (UNKNOWN_LABEL, UNKNOWN_LABEL)
+        pid, camid = label(match, position) if match else (UNKNOWN_LABEL, UNKNOWN_LABEL)
         records.append(ImageRecord(os.path.join(folder, name), pid, camid, source=-1, domain=-1))
     unlabelled = sum(r.pid == UNKNOWN_LABEL and r.camid == UNKNOWN_LABEL for r in records)
     if unlabelled:

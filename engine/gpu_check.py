@@ -37,7 +37,7 @@ import torch
 from ignite.engine import Engine, Events
 
 from config import load_cfg
-from data.dataset_presets import PUBLISHED_COUNTS, domain_mode
+from data.dataset_presets import domain_mode, get_preset
 from layers import make_loss
 from modeling import build_model
 from solver import make_center_optimizer, make_optimizer
@@ -106,7 +106,7 @@ def check_cfg(path, device_type):
 def _sizes(cfg):
     """(identities, domains) of the configured sources, as their published counts give them."""
     sources = [name.lower() for name in cfg.DATASETS.SOURCES]
-    num_classes = sum(PUBLISHED_COUNTS[name]["train"][0] for name in sources)
+    num_classes = sum(get_preset(cfg, name).published("train")[0] for name in sources)
     num_domains = len(sources) if domain_mode(cfg) == "dataset" else sum(_CAMERAS[name] for name in sources)
     return num_classes, num_domains
 

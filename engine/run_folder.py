@@ -29,6 +29,7 @@ import sys
 import ignite.distributed as idist
 import yaml
 
+from config.loader import flatten_keys
 from solver import make_optimizer
 from utils.atomic_io import atomic_write_text
 from utils.errors import UserError
@@ -202,15 +203,8 @@ def output_dir_for_resume(cfg, resume, output_dir_given):
 # -----------------------------------------------------------------------------
 # What a resume changes
 # -----------------------------------------------------------------------------
-def _flatten(node, prefix=""):
-    flat = {}
-    for key, value in node.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, name + "."))
-        elif name not in _NOT_COMPARED:
-            flat[name] = value
-    return flat
+def _flatten(node):
+    return {key: value for key, value in flatten_keys(node) if key not in _NOT_COMPARED}
 
 
 def config_changes(folder, cfg):

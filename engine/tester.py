@@ -12,6 +12,7 @@ from utils.re_ranking import check_re_ranking_fits
 from data import make_test_data
 
 from .evaluator import evaluate
+from .run_folder import CONFIG_NAME
 from .runtime import resolve_device, resolve_precision
 
 logger = logging.getLogger("jifd.test")
@@ -24,14 +25,23 @@ def build_test_model(cfg):
     cfg = cfg.clone()
     cfg.defrost()
     cfg.MODEL.PRETRAIN_CHOICE = "none"
-    # The classifier is not used at test time; load_reid_weights skips one of another size.
+    # The classifier is not used at test time: a placeholder, which load_reid_weights(for_test=True) leaves unloaded.
     model = build_model(cfg, num_classes=1)
     load_reid_weights(model, cfg.TEST.WEIGHT, logger=logger, config_key="TEST.WEIGHT", for_test=True)
     return model
 
 
+def check_not_a_training_run(output_dir):
+    """Refuse to write test results where a training run keeps its own (its folder holds config.yaml)."""
+    if os.path.isfile(os.path.join(output_dir, CONFIG_NAME)):
+        raise UserError(f"OUTPUT_DIR {output_dir} is a training run's folder (it holds {CONFIG_NAME}); "
+                        "testing there would overwrite its metrics.json and cmc.png. Give another OUTPUT_DIR, "
+                        "or leave it out to write to <the config's OUTPUT_DIR>/test_<weight name>/")
+
+
 def do_test(cfg):
     """Evaluate TEST.WEIGHT; print the table, write metrics.json and cmc.png to OUTPUT_DIR."""
+    check_not_a_training_run(cfg.OUTPUT_DIR)
     device = resolve_device(cfg.MODEL.DEVICE)
     precision = resolve_precision(cfg, device)
     model = precision.prepare_model(build_test_model(cfg))

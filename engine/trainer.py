@@ -133,17 +133,11 @@ def _train(cfg, resume):
             data.train_sampler.set_epoch(engine.state.epoch)
         engine.set_data(epoch_data)
 
-    @trainer.on(Events.ITERATION_COMPLETED)
-    def log_exact_losses(engine):
-        # log.txt only: the exact values, to compare runs (see README, determinism)
-        logger.debug("iteration %d: %s", engine.state.iteration,
-                     ", ".join(f"{name} {value!r}" for name, value in engine.state.output.items()))
-
     @trainer.on(Events.EPOCH_COMPLETED)
     def step_schedule(engine):
         scheduler.step()
 
-    reporter = attach_training_logs(trainer, cfg, optimizer, output_dir) if main_process else None
+    reporter = attach_training_logs(trainer, cfg, optimizer, output_dir, main_process)
 
     checkpointer = make_checkpoint_handler(output_dir, to_save, trainer)
     last_metrics = {}

@@ -1,9 +1,13 @@
 """make_loss(cfg, num_classes): the baseline's ReIDLoss per MODEL.METRIC_LOSS_TYPE."""
+import logging
+
 from config import ConfigError
 from layers.center_loss import CenterLoss
 from layers.cross_entropy_label_smooth import CrossEntropyLabelSmooth
 from layers.reid_loss import ReIDLoss
 from layers.triplet_loss import TripletLoss
+
+logger = logging.getLogger("jifd.train")
 
 # Width of the pooled feature of each MODEL.NAME: the centers' size.
 FEATURE_DIMS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
@@ -24,6 +28,10 @@ def make_loss(cfg, num_classes, feat_dim=None):
     if loss_type not in METRIC_TERMS:
         raise ConfigError(f"MODEL.METRIC_LOSS_TYPE = {loss_type!r} is not one of {', '.join(METRIC_TERMS)}")
     terms = METRIC_TERMS[loss_type]
+    if cfg.DATALOADER.SAMPLER == "softmax" and terms:
+        # As in reid-strong-baseline: random batches hold too few images per identity for the metric losses.
+        logger.info("DATALOADER.SAMPLER softmax: the ID loss alone (MODEL.METRIC_LOSS_TYPE %s is not used)", loss_type)
+        terms = ()
     epsilon = LABEL_SMOOTHING if cfg.MODEL.IF_LABELSMOOTH == "on" else 0.0
     triplet = TripletLoss(cfg.SOLVER.MARGIN, cfg.SOLVER.SOFT_MARGIN) if "triplet" in terms else None
     center = None

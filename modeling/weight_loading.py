@@ -113,7 +113,8 @@ def load_reid_weights(model, path, logger=None, config_key=None, for_test=False)
     """Copy the weights in ``path`` into ``model``; returns {missing, unexpected, skipped_shape}.
 
     A classifier of another size (another training set) is skipped, since
-    testing does not use it; any other shape mismatch, and backbone layers
+    fine-tuning starts a new one, and with ``for_test`` the classifier is not
+    loaded at all (testing does not use it); any other shape mismatch, and backbone layers
     present on one side only (another depth), mean a checkpoint of another
     architecture and are refused. With ``for_test`` every key that shapes the
     test feature (neck, feature-level module) must match too, since a module
@@ -134,6 +135,13 @@ def load_reid_weights(model, path, logger=None, config_key=None, for_test=False)
             f"of Bag-of-Tricks.{hint}")
 
     expected = model.state_dict()
+    if for_test:
+        # The test network is built with a placeholder classifier; the file's is not needed, whatever its size.
+        unused = sorted(key for key in state if key.startswith("classifier."))
+        if unused:
+            logger.info("not loaded from %s: %s (testing does not use the classifier)", path, ", ".join(unused))
+        state = {key: value for key, value in state.items() if not key.startswith("classifier.")}
+        expected = {key: value for key, value in expected.items() if not key.startswith("classifier.")}
     skipped_shape, wrong_shape = [], []
     for key in sorted(set(state) & set(expected)):
         if state[key].shape == expected[key].shape:

@@ -153,12 +153,12 @@ def test_pretrain_choice_self_loads_the_checkpoint(reference, tmp_path):
         torch.testing.assert_close(model(images), features, atol=1e-5, rtol=0)
 
 
-def _small_model(name, feature_level=False):
+def _small_model(name, feature_level=False, num_classes=MODEL_CLASSES):
     cfg = get_default_cfg()
     cfg.MODEL.NAME = name
     cfg.MODEL.PRETRAIN_CHOICE = "none"
     cfg.DISENTANGLE.FEATURE.ENABLED = feature_level
-    return build_model(cfg, MODEL_CLASSES)
+    return build_model(cfg, num_classes)
 
 
 def test_deeper_backbone_of_the_same_width_is_refused(tmp_path):
@@ -187,3 +187,16 @@ def test_a_text_file_is_not_called_a_pickled_object(tmp_path, target_model):
     path.write_text("<html>404 Not Found</html>")
     with pytest.raises(UserError, match=r"not a PyTorch weights file \(it starts with b'<htm'"):
         load_reid_weights(target_model, str(path))
+
+
+def test_testing_logs_the_unused_classifier_once_without_blaming_the_identities(tmp_path, caplog):
+    path = tmp_path / "own_run.pth"
+    torch.save(_small_model("resnet18").state_dict(), path)
+    model = _small_model("resnet18", num_classes=1)  # as engine.tester builds it
+    with caplog.at_level("DEBUG", logger="jifd.model"):
+        report = load_reid_weights(model, str(path), for_test=True)
+    about_classifier = [record for record in caplog.records if "classifier" in record.getMessage()]
+    assert [(record.levelname, record.getMessage()) for record in about_classifier] == [
+        ("INFO", f"not loaded from {path}: classifier.weight (testing does not use the classifier)")]
+    assert "identities" not in caplog.text
+    assert report == {"missing": [], "unexpected": [], "skipped_shape": []}

@@ -59,6 +59,58 @@ def test_cli_prints_one_line_without_traceback():
     assert result.stderr.strip().startswith("error:") and "SOLVER.BASE_LRR" in result.stderr
 
 
+def test_a_typo_gets_the_same_hint_in_a_yaml_file_and_on_the_command_line(tmp_path):
+    path = tmp_path / "typo.yml"
+    path.write_text("SOLVER:\n  BASE_LRR: 0.1\n")
+    with pytest.raises(ConfigError) as in_file:
+        load_cfg(str(path))
+    with pytest.raises(ConfigError) as on_line:
+        load_cfg("", ["SOLVER.BASE_LRR", "0.1"])
+    hint = "unknown config key SOLVER.BASE_LRR; did you mean SOLVER.BASE_LR?"
+    assert str(in_file.value) == f"{path}: {hint} (config/defaults.py lists the keys)"
+    assert str(on_line.value) == f"command line: {hint} (config/defaults.py lists the keys)"
+
+
+@pytest.mark.parametrize("key, values, expected", [
+    ("TEST.RE_RANKING", ["yes", "True", "on", "YES"], "yes"),
+    ("TEST.RE_RANKING", ["no", "False", "off"], "no"),
+    ("TEST.FEAT_NORM", ["no", "False"], "no"),
+    ("MODEL.IF_LABELSMOOTH", ["off", "False", "no"], "off"),
+    ("TEST.FLIP", ["yes", "True", "on"], True),
+    ("DATASETS.STRICT", ["no", "False", "off"], False),
+    ("MODEL.NECK", ["no", "False"], "no"),
+])
+def test_yes_no_switches_take_words_and_booleans(key, values, expected, tmp_path):
+    group, name = key.split(".")
+    for value in values:
+        assert load_cfg("", [key, value])[group][name] == expected, value
+        # In YAML an unquoted yes/no/on/off/true/false is a boolean; quoted, a string.
+        for written in (value, f"'{value}'"):
+            path = tmp_path / "switch.yml"
+            path.write_text(f"{group}:\n  {name}: {written}\n")
+            assert load_cfg(str(path))[group][name] == expected, written
+
+
+def test_a_value_of_the_wrong_type_names_the_key_and_the_type():
+    with pytest.raises(ConfigError, match=r"^command line: SOLVER.MAX_EPOCHS takes an int \(default 120\), not a "
+                                          r"str \('ten'\)$"):
+        load_cfg("", ["SOLVER.MAX_EPOCHS", "ten"])
+    with pytest.raises(ConfigError, match="TEST.RE_RANKING = 'maybe' is not one of 'yes', 'no'"):
+        load_cfg("", ["TEST.RE_RANKING", "maybe"])
+    assert load_cfg("", ["SOLVER.BIAS_LR_FACTOR", "2"]).SOLVER.BIAS_LR_FACTOR == 2.0
+
+
+def test_config_file_has_the_dashed_alias():
+    import argparse
+
+    from utils.cli import add_config_arguments
+
+    parser = add_config_arguments(argparse.ArgumentParser())
+    for flag in ("--config_file", "--config-file"):
+        args = parser.parse_args([flag, "a.yml", "SOLVER.MAX_EPOCHS", "3"])
+        assert args.config_file == "a.yml" and args.opts == ["SOLVER.MAX_EPOCHS", "3"]
+
+
 @pytest.mark.parametrize("opts, message", [
     (["SOLVER.MAX_EPOCHS", "0"], "SOLVER.MAX_EPOCHS = 0 must be at least 1"),
     (["SOLVER.MAX_EPOCHS", "-1"], "SOLVER.MAX_EPOCHS = -1 must be at least 1"),

@@ -95,8 +95,9 @@ def test_folder_without_matching_images_names_folder_and_pattern_key(tmp_path):
 
 def test_pattern_without_named_groups_is_a_config_error(tmp_path):
     folder = touch(tmp_path / "s", "0002_c002_00030600_0.jpg")
-    with pytest.raises(ConfigError, match=r"DATASETS\.VERI\.PATTERN.*camid"):
-        read(folder, r"^(?P<pid>\d+)_c(\d+)_.*\.jpg$")
+    with pytest.raises(ConfigError, match=r"DATASETS\.VERI\.PATTERN.*lacks the named group\(s\) pid; write them "
+                                          r"as \(\?P<pid>\.\.\.\)"):
+        read(folder, r"^(\d+)_c(?P<camid>\d+)_.*\.jpg$")
     with pytest.raises(ConfigError, match="not a valid regular expression"):
         read(folder, r"^(?P<pid>\d+")
 

@@ -54,3 +54,62 @@ def make_tree(root, faults=()):
     if "bad_name" in faults:
         add_jpeg(os.path.join(train, BAD_NAME), 7)
     return root
+
+
+def _write_lines(path, lines):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as handle:
+        handle.write("".join(f"{line}\n" for line in lines))
+
+
+def make_vehicleid_tree(root):
+    """VehicleID's layout: image/<7-digit id>.jpg and train_test_split/*.txt lines "<image id> <vehicle id>".
+    Training: vehicles 1-3, 3 images each; test list: vehicles 11-13 with 3, 2 and 1 images."""
+    base = os.path.join(root, "vehicleid")
+    os.makedirs(os.path.join(base, "image"))
+    train = [(image, 1 + image // 3) for image in range(9)]
+    test = [(100, 11), (101, 11), (102, 11), (103, 12), (104, 12), (105, 13)]
+    for image, _ in train + test:
+        add_jpeg(os.path.join(base, "image", f"{image:07d}.jpg"), image)
+    _write_lines(os.path.join(base, "train_test_split", "train_list.txt"), [f"{i:07d} {v}" for i, v in train])
+    _write_lines(os.path.join(base, "train_test_split", "test_list_800.txt"), [f"{i:07d} {v}" for i, v in test])
+    return root
+
+
+def make_veriwild_tree(root, unlisted_camera=False):
+    """VeRi-Wild's layout: images/<vehicle>/<image>.jpg, lists of "<vehicle>/<image>" and vehicle_info.txt
+    ("<vehicle>/<image>;<camera>;..." under a header). Training: vehicles 1-2 x 2 images; query: one image of
+    vehicles 5 and 6 on camera 1; gallery: two of each on cameras 2 and 3. With ``unlisted_camera`` one
+    gallery image has no line in vehicle_info.txt."""
+    base = os.path.join(root, "veriwild")
+    images = {"train": [(1, 1, 4), (1, 2, 7), (2, 3, 4), (2, 4, 9)],
+              "query": [(5, 10, 1), (6, 20, 1)],
+              "gallery": [(5, 11, 2), (5, 12, 3), (6, 21, 2), (6, 22, 3)]}
+    info = ["id/image;Camera ID;Time;Model;Type;Color"]
+    for split_images in images.values():
+        for vehicle, image, camera in split_images:
+            os.makedirs(os.path.join(base, "images", f"{vehicle:05d}"), exist_ok=True)
+            add_jpeg(os.path.join(base, "images", f"{vehicle:05d}", f"{image:06d}.jpg"), image)
+            if not (unlisted_camera and image == 22):
+                info.append(f"{vehicle:05d}/{image:06d};{camera};2018-03-28 10:00:00;model;SUV;white")
+    split_dir = os.path.join(base, "train_test_split")
+    for split, name in (("train", "train_list"), ("query", "test_3000_query"), ("gallery", "test_3000")):
+        _write_lines(os.path.join(split_dir, f"{name}.txt"), [f"{v:05d}/{i:06d}" for v, i, _ in images[split]])
+    _write_lines(os.path.join(split_dir, "vehicle_info.txt"), info)
+    return root
+
+
+def make_market_tree(root):
+    """Market-1501 as reid-strong-baseline reads it: bounding_box_train/, query/, bounding_box_test/ with
+    names like 0002_c1s1_000451_03.jpg, junk -1_c... and distractors 0000_c... in the gallery."""
+    base = os.path.join(root, "market1501")
+    files = {"bounding_box_train": ["0002_c1s1_000451_03.jpg", "0002_c2s1_000301_01.jpg", "0007_c3s1_000101_01.jpg",
+                                    "0007_c4s2_000201_02.jpg"],
+             "query": ["0001_c1s1_001051_00.jpg", "0003_c2s1_000151_00.jpg"],
+             "bounding_box_test": ["0001_c2s1_000301_02.jpg", "0003_c5s3_015240_04.jpg", "-1_c1s1_000401_03.jpg",
+                                   "0000_c6s1_000023_03.jpg"]}
+    for folder, names in files.items():
+        os.makedirs(os.path.join(base, folder))
+        for index, name in enumerate(names):
+            add_jpeg(os.path.join(base, folder, name), index)
+    return root

@@ -90,11 +90,17 @@ def one_thread():
 
 
 def train_and_read_losses(cfg):
-    """do_train(cfg) in this process, on one thread; the exact per-iteration losses it logs at DEBUG.
+    """do_train(cfg) in this process, on one thread; the exact per-iteration losses it logs at DEBUG
+    (SOLVER.LOG_EXACT_LOSSES is switched on).
 
     A handler on "jifd.train" itself, so that it works whatever logging setup ran before.
     """
     from engine.trainer import do_train
+
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.SOLVER.LOG_EXACT_LOSSES = True
+    cfg.freeze()
 
     logger = logging.getLogger("jifd.train")
     handler, level = _Lines(), logger.level

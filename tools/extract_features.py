@@ -7,12 +7,10 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from config import load_cfg  # noqa: E402
 from engine.feature_extraction import extract_to_file  # noqa: E402
 from engine.runtime import resolve_device, resolve_precision  # noqa: E402
 from engine.tester import build_test_model  # noqa: E402
-from utils.cli import add_config_arguments, run_cli  # noqa: E402
-from utils.logger import setup_logger  # noqa: E402
+from utils.cli import run_cli, start_test_tool  # noqa: E402
 
 
 def main():
@@ -28,10 +26,7 @@ def main():
                         help="veri, vehiclex or opri: whose split, or whose PATTERN labels --folder's images "
                              "(default DATASETS.TARGET; for --split train the first of DATASETS.SOURCES)")
     parser.add_argument("--out", required=True, help="the .npz file to write")
-    add_config_arguments(parser)
-    args = parser.parse_intermixed_args()
-    cfg = load_cfg(args.config_file, args.opts)
-    setup_logger(cfg.OUTPUT_DIR, filename="extract_features_log.txt")
+    args, cfg = start_test_tool(parser, "extract_features_log.txt")
     device = resolve_device(cfg.MODEL.DEVICE)
     precision = resolve_precision(cfg, device)
     model = precision.prepare_model(build_test_model(cfg))

@@ -5,19 +5,14 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from config import load_cfg  # noqa: E402
 from engine.tester import do_test  # noqa: E402
-from utils.cli import add_config_arguments, run_cli  # noqa: E402
-from utils.logger import setup_logger  # noqa: E402
+from utils.cli import run_cli, start_test_tool  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(
         description="Test a re-ID checkpoint (this project's or a Bag-of-Tricks state dict) on DATASETS.TARGET.")
-    add_config_arguments(parser)
-    args = parser.parse_args()
-    cfg = load_cfg(args.config_file, args.opts)
-    setup_logger(cfg.OUTPUT_DIR, filename="test_log.txt")
+    _, cfg = start_test_tool(parser, "test_log.txt")
     do_test(cfg)
 
 

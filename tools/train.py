@@ -12,7 +12,7 @@ from config import load_cfg  # noqa: E402
 from engine.distributed import distributed_processes, rank  # noqa: E402
 from engine.run_folder import hold_run_folder, output_dir_for_resume  # noqa: E402
 from engine.trainer import do_train  # noqa: E402
-from utils.cli import add_config_arguments, run_cli  # noqa: E402
+from utils.cli import add_config_arguments, given_on_command_line, run_cli  # noqa: E402
 from utils.logger import setup_logger  # noqa: E402
 
 
@@ -24,7 +24,7 @@ def main():
     args = parser.parse_args()
     cfg = load_cfg(args.config_file, args.opts)
     if args.resume:
-        cfg = output_dir_for_resume(cfg, args.resume, output_dir_given="OUTPUT_DIR" in args.opts[::2])
+        cfg = output_dir_for_resume(cfg, args.resume, output_dir_given=given_on_command_line(args.opts, "OUTPUT_DIR"))
     # Locked before the log is opened, so that a run refused for a busy folder writes nothing in it.
     with distributed_processes(cfg.MODEL.DEVICE) as backend, hold_run_folder(cfg.OUTPUT_DIR):
         logger = setup_logger(cfg.OUTPUT_DIR, distributed_rank=rank())

@@ -7,10 +7,8 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from config import load_cfg  # noqa: E402
 from engine.visualize_ranks import TOP_K, visualize_ranks  # noqa: E402
-from utils.cli import add_config_arguments, run_cli  # noqa: E402
-from utils.logger import setup_logger  # noqa: E402
+from utils.cli import run_cli, start_test_tool  # noqa: E402
 
 
 def positive_int(text):
@@ -25,11 +23,10 @@ def main():
         description=f"One PNG per query of DATASETS.TARGET: the query and its top-{TOP_K} gallery images, framed "
                     "green (true match) or red, with the query's AP; lowest AP first.")
     parser.add_argument("--num_queries", type=positive_int, default=20, help="how many of the worst queries to draw")
-    parser.add_argument("--out", default="", help="output folder (default OUTPUT_DIR/ranks)")
-    add_config_arguments(parser)
-    args = parser.parse_intermixed_args()
-    cfg = load_cfg(args.config_file, args.opts)
-    setup_logger(cfg.OUTPUT_DIR, filename="visualize_ranks_log.txt")
+    parser.add_argument("--out", default="",
+                        help="output folder (default OUTPUT_DIR/test_<weight name>/ranks, or OUTPUT_DIR/ranks when "
+                             "OUTPUT_DIR is on the command line)")
+    args, cfg = start_test_tool(parser, "visualize_ranks_log.txt")
     visualize_ranks(cfg, args.num_queries, args.out or os.path.join(cfg.OUTPUT_DIR, "ranks"))
 
 

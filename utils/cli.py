@@ -1,13 +1,14 @@
 """Entry-point wrapper: user mistakes become one line on stderr, not a traceback."""
 import logging
 import os
+import pathlib
 import signal
 import sys
 
-from config import ConfigError
+from config import ConfigError, load_cfg
 
 from .errors import UserError
-from .logger import printable
+from .logger import printable, setup_logger
 
 
 class Terminated(KeyboardInterrupt):
@@ -50,6 +51,43 @@ def run_cli(main):
 
 def add_config_arguments(parser):
     """The arguments every tool shares: a config file and KEY VALUE overrides."""
-    parser.add_argument("--config_file", default="", help="path to a YAML config file")
+    # --config-file is how fast-reid and torchreid spell it.
+    parser.add_argument("--config_file", "--config-file", dest="config_file", default="",
+                        help="path to a YAML config file")
     parser.add_argument("opts", nargs="*", default=[], help="KEY VALUE pairs overriding the config")
     return parser
+
+
+def given_on_command_line(opts, key):
+    """Whether ``key`` is among the KEY VALUE overrides."""
+    return key in list(opts)[::2]
+
+
+def test_output_dir(cfg, opts):
+    """Where a test-time tool writes: OUTPUT_DIR when the command line sets it, else OUTPUT_DIR/test_<weight stem>.
+
+    A training run's config names the run's own folder as OUTPUT_DIR; testing its
+    checkpoints into a sub-folder keeps the run's metrics.json, cmc.png and logs.
+    """
+    if given_on_command_line(opts, "OUTPUT_DIR"):
+        return cfg.OUTPUT_DIR
+    return os.path.join(cfg.OUTPUT_DIR, f"test_{pathlib.Path(cfg.TEST.WEIGHT).stem or 'weights'}")
+
+
+def load_test_tool_cfg(args):
+    """The config of a test-time tool (test, extract_features, visualize_*), OUTPUT_DIR set by test_output_dir."""
+    cfg = load_cfg(args.config_file, args.opts)
+    cfg.defrost()
+    cfg.OUTPUT_DIR = test_output_dir(cfg, args.opts)
+    cfg.freeze()
+    return cfg
+
+
+def start_test_tool(parser, log_name):
+    """Parse a test-time tool's command line (its options, --config_file and KEY VALUE pairs, in any order),
+    load its config (load_test_tool_cfg) and log to OUTPUT_DIR/``log_name``; returns (args, cfg)."""
+    add_config_arguments(parser)
+    args = parser.parse_intermixed_args()
+    cfg = load_test_tool_cfg(args)
+    setup_logger(cfg.OUTPUT_DIR, filename=log_name)
+    return args, cfg

@@ -22,6 +22,22 @@ class _PrintableFormatter(logging.Formatter):
         return printable(super().format(record))
 
 
+class _EarlyRecords(logging.Handler):
+    """Keeps what "jifd.*" logs before setup_logger runs (the config loader's warnings, logged before
+    OUTPUT_DIR is known), so that setup_logger can pass it on to the console and log.txt."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+_early = _EarlyRecords()
+logging.getLogger("jifd").addHandler(_early)
+
+
 def setup_logger(output_dir="", distributed_rank=0, filename="log.txt"):
     """Configure the "jifd" logger; only rank 0 writes anything."""
     logger = logging.getLogger("jifd")
@@ -32,6 +48,7 @@ def setup_logger(output_dir="", distributed_rank=0, filename="log.txt"):
         handler.close()
     if distributed_rank > 0:
         logger.addHandler(logging.NullHandler())
+        _early.records.clear()
         return logger
     formatter = _PrintableFormatter(_FORMAT, datefmt="%H:%M:%S")
     console = logging.StreamHandler(stream=sys.stdout)
@@ -47,4 +64,7 @@ def setup_logger(output_dir="", distributed_rank=0, filename="log.txt"):
     logging.captureWarnings(True)
     warnings_logger = logging.getLogger("py.warnings")
     warnings_logger.handlers = logger.handlers
+    for record in _early.records:
+        logger.handle(record)
+    _early.records.clear()
     return logger

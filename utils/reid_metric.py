@@ -31,6 +31,7 @@ import ignite.distributed as idist
 from ignite.metrics import Metric
 
 from utils.errors import UserError
+from utils.query_expansion import average_query_expansion
 from utils.re_ranking import re_ranking as k_reciprocal_distances
 
 logger = logging.getLogger("jifd.eval")
@@ -461,12 +462,14 @@ class ReIDMetric(Metric):
     With re_ranking, query and gallery features (L2-normalised if feat_norm)
     are re-ranked by k-reciprocal encoding (utils.re_ranking) and the re-ranked
     distances evaluated, as the BoT lineage does; `distance` is then unused.
+    With aqe, a dict of average_query_expansion's k, alpha and times, the
+    features are expanded first (utils.query_expansion), then ranked or re-ranked.
     """
 
     required_output_keys = ("feat", "pids", "camids")
 
     def __init__(self, num_query, max_rank=50, distance="euclidean", feat_norm=True, memory_mb=512,
-                 re_ranking=False, k1=20, k2=6, lambda_value=0.3, output_transform=lambda output: output,
+                 re_ranking=False, k1=20, k2=6, lambda_value=0.3, aqe=None, output_transform=lambda output: output,
                  device="cpu"):
         if distance not in DISTANCES:
             raise ValueError(f"TEST.DISTANCE must be one of {DISTANCES}, got {distance!r}")
@@ -474,6 +477,7 @@ class ReIDMetric(Metric):
         self.feat_norm = _as_bool(feat_norm, "TEST.FEAT_NORM")
         self.memory_mb, self.re_ranking = memory_mb, _as_bool(re_ranking, "TEST.RE_RANKING")
         self.rerank_params = {"k1": k1, "k2": k2, "lambda_value": lambda_value}
+        self.aqe = dict(aqe) if aqe else None
         super().__init__(output_transform=output_transform, device=device, skip_unrolling=True)
 
     def reset(self):
@@ -511,11 +515,13 @@ class ReIDMetric(Metric):
             raise ValueError(f"ReIDMetric has {len(feats)} features for {nq} queries: "
                              "need at least one query and one gallery image")
         labels = (pids[:nq], pids[nq:], camids[:nq], camids[nq:])
+        qf, gf = feats[:nq], feats[nq:]
+        if self.aqe:
+            qf, gf = average_query_expansion(qf, gf, memory_mb=self.memory_mb, **self.aqe)
         if self.re_ranking:
-            qf, gf = feats[:nq], feats[nq:]
             if self.feat_norm:
                 qf, gf = F.normalize(qf, dim=1), F.normalize(gf, dim=1)
             distmat = k_reciprocal_distances(qf, gf, **self.rerank_params)
             return evaluate_distance_matrix(distmat, *labels, max_rank=self.max_rank, memory_mb=self.memory_mb)
-        return evaluate_features(feats[:nq], feats[nq:], *labels, max_rank=self.max_rank, distance=self.distance,
+        return evaluate_features(qf, gf, *labels, max_rank=self.max_rank, distance=self.distance,
                                  feat_norm=self.feat_norm, memory_mb=self.memory_mb)
