@@ -204,10 +204,20 @@ class ImageLevelExtension:
         ramp = linear_ramp(self.joint_steps, self.gen_ramp_iters)
         return self.w_gen * ramp, self.w_gen_id * ramp
 
+    def _ramped_off_terms(self, reid_loss):
+        """The swap terms at weight 0, while their ramp has not started: every step reports the same
+        term names, which is what the logs and the running averages expect."""
+        names = (["gen_id"] + (["gen_triplet"] if reid_loss.triplet_criterion is not None else [])
+                 if self.w_gen else [])
+        names += ["img_id"] if self.w_gen_id else []
+        zero = self.disentangler.pixel_mean.new_zeros(())
+        return {name: zero for name in names}
+
     def compute_losses(self, batch, outputs, model, reid_loss):
         w_gen, w_gen_id = self.gen_weights()
         losses, result = self._disentangle(batch["images"], batch["domains"], need_swapped=bool(w_gen or w_gen_id))
         if not (w_gen or w_gen_id):
+            losses.update(self._ramped_off_terms(reid_loss))
             return losses
         pids = batch["pids"]
         kept = select_per_identity(pids, self.gen_fraction)

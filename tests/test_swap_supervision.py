@@ -325,3 +325,18 @@ def test_swap_onto_real_adds_the_generators_domain_change_to_the_sharp_image():
     # Clipped to the pixel range.
     bright = net.swap_onto(images, reconstructed + 2.0, reconstructed)
     torch.testing.assert_close(bright * std + mean, torch.ones_like(unit), atol=1e-5, rtol=0)
+
+
+def test_swap_terms_are_reported_at_zero_before_their_ramp_starts():
+    torch.manual_seed(0)
+    model = _BNReID(NUM_IDS)
+    ext = _extension(model, W_GEN_ID=1.0, GEN_RAMP_ITERS=4)
+    batch = _batch()
+    reid_loss = make_loss(ext.cfg, NUM_IDS, feat_dim=8)
+    first = ext.compute_losses(batch, model(batch["images"]), model, reid_loss)
+    # The same names as once the ramp has started, at 0, without a swap pass.
+    assert {name: float(first[name]) for name in ("gen_id", "gen_triplet", "img_id")} == {
+        "gen_id": 0.0, "gen_triplet": 0.0, "img_id": 0.0}
+    ext.joint_steps = 2
+    later = ext.compute_losses(batch, model(batch["images"]), model, reid_loss)
+    assert set(later) == set(first) and later["gen_id"] > 0
