@@ -302,10 +302,11 @@ _C.DISENTANGLE.IMAGE.W_CYC = 5.0
 _C.DISENTANGLE.IMAGE.W_CODE = 1.0
 # Weight of L_dom: domain classification of s (real images), and of swaps by the frozen E_dom + C_dom
 _C.DISENTANGLE.IMAGE.W_DOM = 1.0
-# Weight of L_adv: adversarial domain loss on the ID code
-_C.DISENTANGLE.IMAGE.W_ADV = 0.1
-# Weight of L_mi: MINE mutual information between ID and domain codes
-_C.DISENTANGLE.IMAGE.W_MI = 1e-4
+# Weight of L_adv: the term that keeps the domain out of the ID code (see ADVERSARY)
+_C.DISENTANGLE.IMAGE.W_ADV = 1.0
+# Weight of L_mi: MINE mutual information between ID and domain codes (0.01: its gradient on the
+# encoders is about a tenth of L_rec's, the diagnostic mi_grad_ratio)
+_C.DISENTANGLE.IMAGE.W_MI = 0.01
 # Weight of L_gan: the swaps against the domain-conditional multi-scale LSGAN discriminator D (0 = no D)
 _C.DISENTANGLE.IMAGE.W_GAN = 0.0
 # Channels of D's first conv
