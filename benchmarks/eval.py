@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.measure import SIZES, available_gb, make_split, measure, print_table, run_worker
-from utils.reid_metric import compute_distance_matrix, eval_func_with_minp, evaluate_features
+from utils.distances import compute_distance_matrix
+from utils.reid_metric import eval_func_with_minp, evaluate_features
 
 # bytes per query x gallery element of the classic evaluator: distances 4, argsort 8,
 # gallery pids gathered by the argsort 8, their comparison 1, the int32 match matrix 4
@@ -67,8 +68,8 @@ def classic_evaluate(qf, gf, q_pids, g_pids, q_camids, g_camids, max_rank=50, qu
         cmc[cmc > 1] = 1
         all_cmc.append(cmc[:max_rank])
         num_rel = orig_cmc.sum()
-        precision = [hits / (i + 1.0) for i, hits in enumerate(orig_cmc.cumsum())]
-        all_ap.append((np.asarray(precision) * orig_cmc).sum() / num_rel)
+        device_setup = [hits / (i + 1.0) for i, hits in enumerate(orig_cmc.cumsum())]
+        all_ap.append((np.asarray(device_setup) * orig_cmc).sum() / num_rel)
     cmc = np.asarray(all_cmc).astype(np.float32).sum(0) / len(all_cmc)
     result = {"mAP": float(np.mean(all_ap)), "rank1": float(cmc[0]), "mINP": float(np.mean(all_inp))}
     if looped < len(q_pids):
