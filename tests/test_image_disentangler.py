@@ -11,9 +11,9 @@ from torch import nn
 from config import ConfigError, get_default_cfg
 from data import ImageRecord
 from engine.image_level import ImageLevelExtension, dann_ramp, linear_ramp, select_per_identity
-from engine.runtime import Precision
+from engine.runtime import DeviceSetup
 from engine.train_step import NonFiniteLossError
-from engine.swap_pictures import pick_grid_sources
+from engine.visualization import pick_grid_sources
 from layers import make_loss
 from layers.image_disentangle_loss import (domain_confusion, domain_mmd, mine_lower_bound,
                                            mutual_information_penalty)
@@ -22,7 +22,7 @@ from modeling.domain_pairing import pair_across_domains
 from modeling.image_disentangler import ImageDisentangler, MineStatistics
 from utils.errors import UserError
 from utils.linear_probe import linear_probe_accuracy
-from utils.swap_grid import draw_swap_grid
+from utils.visualization import draw_swap_grid
 
 SIZE, NUM_DOMAINS = 32, 2
 
@@ -166,7 +166,7 @@ def test_pixel_range_conversions():
     # Same size both ways: the conversions are exact inverses.
     same = _normalise(torch.rand(2, 3, SIZE, SIZE), cfg)
     torch.testing.assert_close(net.to_reid(net.from_reid(same), (SIZE, SIZE)), same, atol=1e-5, rtol=0)
-    torch.testing.assert_close(net.to_unit(torch.tensor([-1.0, 0.0, 1.0])), torch.tensor([0.0, 0.5, 1.0]))
+    torch.testing.assert_close(net.to_image_tensor(torch.tensor([-1.0, 0.0, 1.0])), torch.tensor([0.0, 0.5, 1.0]))
 
 
 def test_decoder_depends_on_both_codes():
@@ -675,12 +675,12 @@ def test_warm_up_trains_the_disentangler_alone_for_its_iterations():
     steps = []
     original_step = ext.optimizer.step
     ext.optimizer.step = lambda *args, **kwargs: (steps.append(1), original_step(*args, **kwargs))[1]
-    ext.warm_up(loader, Precision(device=torch.device("cpu")))
+    ext.warm_up(loader, DeviceSetup(device=torch.device("cpu")))
     assert len(steps) == 60
     assert reconstruction_error() < 0.6 * before
 
     ext.warmup_iters = 0
-    ext.warm_up(loader, Precision(device=torch.device("cpu")))
+    ext.warm_up(loader, DeviceSetup(device=torch.device("cpu")))
     assert len(steps) == 60
 
 
@@ -691,7 +691,7 @@ def test_warm_up_stops_at_a_non_finite_loss_before_updating():
     batch["images"][0, 0, 0, 0] = float("nan")
     before = {name: value.clone() for name, value in ext.disentangler.state_dict().items()}
     with pytest.raises(NonFiniteLossError, match="warm-up iteration 1: img_rec nan"):
-        ext.warm_up([batch], Precision(device=torch.device("cpu")))
+        ext.warm_up([batch], DeviceSetup(device=torch.device("cpu")))
     after = ext.disentangler.state_dict()
     assert all(torch.equal(before[name], after[name]) for name in before)
 
@@ -755,13 +755,13 @@ def test_warm_up_depends_on_the_seed_alone_and_its_cache_is_reused_only_for_its_
     cache = str(tmp_path / "warm.pt")
     palette, draws = _identity_palette(), torch.Generator().manual_seed(1)
     loader = [_batch(_cfg(), _pk_pids(draws), palette, draws) for _ in range(4)]
-    precision = Precision(device=torch.device("cpu"))
+    device_setup = DeviceSetup(device=torch.device("cpu"))
 
     def warmed(consumed, **image):
         torch.manual_seed(0)
         torch.randn(consumed)  # whatever ran before the extension was built (e.g. the feature level)
         ext = _extension(LR=2e-3, WARMUP_ITERS=6, **image)
-        ext.warm_up(loader, precision)
+        ext.warm_up(loader, device_setup)
         return ext
 
     fresh = warmed(0)

@@ -7,11 +7,11 @@ from PIL import Image
 
 from conftest import small_run_cfg
 from data.reid_folder import ImageRecord
-from engine.feature_visualization import sample_identities
+from engine.visualization import sample_identities
 from modeling import build_model
 from tiny_datasets import make_tree
 from tool_runs import run_tool, write_config
-from utils.feature_plot import _DOMAIN_COLOURS
+from utils.visualization import DOMAIN_COLOURS
 
 
 def _has_colour(picture, hex_colour, box):
@@ -36,8 +36,8 @@ def test_visualize_features_writes_both_panels_into_the_test_folder(tmp_path):
         width, height = picture.size
         left = (0, 40, width // 2, height)
         # both domains drawn in the left panel: veri-style training images (16) and opri-style test images (7)
-        assert _has_colour(picture, _DOMAIN_COLOURS[0], left) > 50
-        assert _has_colour(picture, _DOMAIN_COLOURS[1], left) > 20
+        assert _has_colour(picture, DOMAIN_COLOURS[0], left) > 50
+        assert _has_colour(picture, DOMAIN_COLOURS[1], left) > 20
     with open(tmp_path / "run" / "test_model" / "visualize_features_log.txt") as handle:
         assert "features of 23 images (VeRi-776 train: 16, Opri test: 7)" in handle.read()
     assert not os.path.exists(tmp_path / "run" / "features_tsne.png")
