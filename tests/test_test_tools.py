@@ -13,20 +13,19 @@ import utils.re_ranking as re_ranking_module
 from conftest import small_run_cfg
 from data import make_test_data
 from data.image_loading import read_image
-from engine.evaluator import extract_batch_features
-from engine.feature_extraction import extract_features, extract_to_file
-from engine.runtime import Precision
-from engine.tester import build_test_model
+from engine.evaluator import extract_batch_features, extract_features
+from engine.runtime import DeviceSetup
+from engine.tester import build_test_model, extract_to_file
 from modeling import build_model
 from tool_runs import run_tool, write_config
 from utils.errors import UserError
-from utils.metrics_report import plot_cmc
-from utils.query_ranking import rank_queries
-from utils.rank_visualization import (GAP, MATCH_COLOUR, QUERY_COLOUR, TEXT_COLOUR, TILE_BACKGROUND, WRONG_COLOUR,
-                                     draw_ranking)
-from utils.reid_metric import NoValidQueryError, compute_distance_matrix, eval_func
+from utils.distances import compute_distance_matrix
+from utils.ranking_statistics import rank_queries
+from utils.reid_metric import NoValidQueryError, eval_func
+from utils.visualization import (GAP, MATCH_COLOUR, QUERY_COLOUR, TEXT_COLOUR, TILE_BACKGROUND, WRONG_COLOUR,
+                                 draw_ranking, plot_cmc)
 
-CPU = Precision(device=torch.device("cpu"))
+CPU = DeviceSetup(device=torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +77,7 @@ def test_extract_features_tool_writes_a_split_and_a_folder_gives_the_same_featur
     for name in names[:2]:
         shutil.copy(os.path.join(query_dir, name), folder / name)
     shutil.copy(os.path.join(query_dir, names[2]), folder / "zz_snapshot.jpg")
-    model = build_test_model(cfg)
-    extracted = extract_to_file(cfg, model, CPU, str(tmp_path / "folder.npz"), folder=str(folder))
+    extracted = extract_to_file(cfg, str(tmp_path / "folder.npz"), folder=str(folder))
     assert extracted.pids.tolist() == [pids[0], pids[1], -1]
     assert extracted.camids.tolist() == [camids[0], camids[1], -1]
     torch.testing.assert_close(extracted.features, torch.from_numpy(features[:3]), rtol=1e-4, atol=1e-5)
