@@ -11,7 +11,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import small_run_cfg
-from engine.train_logging import Reporter, flatten_numbers, show_progress_bar
+from engine.train_logging import TensorBoardWriter, flatten_numbers, show_progress_bar
 from tiny_datasets import make_tree
 from tool_runs import ONE_THREAD_ENV, TIMEOUT, run_tool, tool_command, write_config
 from utils.atomic_io import atomic_write_text
@@ -133,11 +133,11 @@ def test_evaluation_numbers_are_flattened_into_tags():
 
 
 def test_validation_numbers_and_diagnostics_get_their_own_tags(tmp_path):
-    reporter = Reporter(str(tmp_path))
-    reporter.log_evaluation(3, {"mAP": 0.5, "rank1": 0.6, "num_query": 9, "unreadable_query": 0,
+    writer = TensorBoardWriter(str(tmp_path))
+    writer.log_evaluation(3, {"mAP": 0.5, "rank1": 0.6, "num_query": 9, "unreadable_query": 0,
                                 "validation": {"mAP": 0.7, "rank1": 0.8, "num_query": 4},
                                 "diagnostics": {"domain_probe": 0.25}})
-    reporter.close()
+    writer.close()
     events = EventAccumulator(str(tmp_path))
     events.Reload()
     assert set(events.Tags()["scalars"]) == {"target/mAP", "target/rank1", "validation/mAP", "validation/rank1",
