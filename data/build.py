@@ -82,7 +82,7 @@ def _generate_demo_if_asked(cfg):
     if cfg.DATASETS.GENERATE_DEMO:
         # Imported only for demo runs. It returns at once when ROOT_DIR already
         # holds the datasets (generated with DEMO_SEED, or the user's own).
-        from .demo_data import ensure_demo_data
+        from .demo import ensure_demo_data
         rank, world_size = _rank_and_world_size()
         # Under torchrun one process writes the tree while the others wait.
         if rank == 0:

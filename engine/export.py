@@ -15,7 +15,7 @@ import torch.nn.functional as F
 import torchvision.transforms as T
 
 from data.dataset_presets import load_split
-from data.demo_data import render_image
+from data.demo import render_image
 from data.image_loading import read_image
 from data.transforms import input_size
 from modeling.deployment import DeployedReID

@@ -2,7 +2,7 @@
 import pytest
 
 from config import get_default_cfg
-from data.demo_data import generate_demo_data
+from data.demo import generate_demo_data
 
 
 @pytest.fixture(scope="session")
