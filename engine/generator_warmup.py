@@ -1,4 +1,4 @@
-"""The generator warm-up: DISENTANGLE.IMAGE.WARMUP_ITERS steps of the disentangler alone before joint
+"""The generator warm-up: DISENTANGLE.IMAGE.WARMUP_ITERATIONS steps of the disentangler alone before joint
 training, and the file that keeps it for runs that would repeat it.
 
 From random weights Dec's swaps are noise for a few hundred iterations, and
@@ -84,7 +84,7 @@ def warm_up_generator(extension, loader, device_setup):
         logger.info("generator warm-up read from %s", cache)
         return
     if not extension.criterion.active():
-        logger.warning("DISENTANGLE.IMAGE.WARMUP_ITERS = %d, but no disentangler term has a "
+        logger.warning("DISENTANGLE.IMAGE.WARMUP_ITERATIONS = %d, but no disentangler term has a "
                        "weight: nothing to warm up", extension.warmup_iters)
         return
     seed_epoch(extension.seed, 0)

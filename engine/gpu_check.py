@@ -52,7 +52,7 @@ from .train_step import TrainStep
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 # Every check: no ImageNet file, no swap pictures, no generator warm-up (nor its cache), and L_gen at its
 # full weight from the first step, so that the step measured is the whole step.
-_ALWAYS = ["MODEL.PRETRAIN_CHOICE", "none", "DISENTANGLE.IMAGE.VIS_PERIOD", 0, "DISENTANGLE.IMAGE.WARMUP_ITERS", 0,
+_ALWAYS = ["MODEL.PRETRAIN_CHOICE", "none", "DISENTANGLE.IMAGE.VIS_PERIOD", 0, "DISENTANGLE.IMAGE.WARMUP_ITERATIONS", 0,
            "DISENTANGLE.IMAGE.WARMUP_CACHE", "", "DISENTANGLE.IMAGE.GEN_RAMP_ITERS", 0]
 # The CPU's small size.
 _SMALL = ["MODEL.NAME", "resnet18", "INPUT.SIZE_TRAIN", [64, 64], "INPUT.SIZE_TEST", [64, 64],

@@ -16,7 +16,7 @@ Per joint iteration:
 The adversarial term on c (confusion of C_adv, or DAL's gradient reversal)
 grows over the whole run by DANN's ramp.
 
-DISENTANGLE.IMAGE.WARMUP_ITERS first trains the disentangler alone: from
+DISENTANGLE.IMAGE.WARMUP_ITERATIONS first trains the disentangler alone: from
 random weights Dec's swaps are noise for a few hundred iterations.
 """
 import logging
@@ -52,7 +52,7 @@ _GRID_SOURCES = 6
 
 def _check_cfg(cfg):
     image_cfg = cfg.DISENTANGLE.IMAGE
-    for key in _WEIGHT_KEYS + ("LR", "GRL_LAMBDA", "WARMUP_ITERS", "GEN_RAMP_ITERS", "ADV_HIDDEN_DIM"):
+    for key in _WEIGHT_KEYS + ("LR", "GRL_LAMBDA", "WARMUP_ITERATIONS", "GEN_RAMP_ITERS", "ADV_HIDDEN_DIM"):
         if image_cfg[key] < 0:
             raise ConfigError(f"DISENTANGLE.IMAGE.{key} = {image_cfg[key]} must be >= 0")
     if not 0 < image_cfg.GEN_FRACTION <= 1:
@@ -168,7 +168,7 @@ class ImageLevelExtension(TrainingExtension):
         self.grl_lambda = image_cfg.GRL_LAMBDA
         self.adv_ramp = image_cfg.ADV_RAMP
         self.vis_period = image_cfg.VIS_PERIOD
-        self.warmup_iters = image_cfg.WARMUP_ITERS
+        self.warmup_iters = image_cfg.WARMUP_ITERATIONS
         self.warmup_cache = image_cfg.WARMUP_CACHE
 
     def _build_optimizers(self, image_cfg):
@@ -303,7 +303,7 @@ class ImageLevelExtension(TrainingExtension):
         self.discriminator_optimizer.step()
 
     def warm_up(self, loader, device_setup):
-        """WARMUP_ITERS steps of the disentangler alone (engine.generator_warmup)."""
+        """WARMUP_ITERATIONS steps of the disentangler alone (engine.generator_warmup)."""
         warm_up_generator(self, loader, device_setup)
 
     # ------------------------------------------------------------------ state

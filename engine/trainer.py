@@ -115,7 +115,7 @@ def build_training(cfg):
     if reid_loss.center_criterion is not None:
         center_optimizer = make_center_optimizer(cfg, reid_loss.center_criterion)
     scheduler = WarmupMultiStepLR(optimizer, cfg.SOLVER.STEPS, cfg.SOLVER.GAMMA, cfg.SOLVER.WARMUP_FACTOR,
-                                  cfg.SOLVER.WARMUP_ITERS, cfg.SOLVER.WARMUP_METHOD)
+                                  cfg.SOLVER.WARMUP_EPOCHS, cfg.SOLVER.WARMUP_METHOD)
     max_epochs = cfg.SOLVER.MAX_EPOCHS
     epoch_length = cfg.SOLVER.ITERS_PER_EPOCH or len(data.train_loader)
     extensions = build_extensions(cfg, data, model, reid_loss, device, total_iters=max_epochs * epoch_length)

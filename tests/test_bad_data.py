@@ -19,7 +19,7 @@ from tool_runs import assert_user_error, run_tool, write_config
 
 def tiny_config(tmp, name, root, *overrides):
     cfg = small_run_cfg(root, os.path.join(tmp, name), "SOLVER.IMS_PER_BATCH", 16, "SOLVER.MAX_EPOCHS", 1,
-                        "SOLVER.ITERS_PER_EPOCH", 1, "SOLVER.WARMUP_ITERS", 0, "SOLVER.LOG_PERIOD", 1, *overrides)
+                        "SOLVER.ITERS_PER_EPOCH", 1, "SOLVER.WARMUP_EPOCHS", 0, "SOLVER.LOG_PERIOD", 1, *overrides)
     return write_config(cfg, os.path.join(tmp, f"{name}.yml"))
 
 
@@ -50,7 +50,7 @@ def _cases(tmp):
             "truncated", "not_an_image", "bad_name", "truncated_gallery")), "TEST.MAX_UNREADABLE", 0.25),
         # Epoch 1 at lr 1e-3, epoch 2 at 1e30: its first update makes the weights huge, its second loss NaN.
         "nan_loss": train("nan_loss", good, "SOLVER.MAX_EPOCHS", 2, "SOLVER.ITERS_PER_EPOCH", 2,
-                          "SOLVER.WARMUP_ITERS", 1, "SOLVER.BASE_LR", 1e30, "SOLVER.WARMUP_FACTOR", 1e-33,
+                          "SOLVER.WARMUP_EPOCHS", 1, "SOLVER.BASE_LR", 1e30, "SOLVER.WARMUP_FACTOR", 1e-33,
                           "SOLVER.CHECKPOINT_PERIOD", 1),
         "missing_folder": train("missing_folder", os.path.join(tmp, "nowhere")),
         "empty_folder": train("empty_folder", empty),

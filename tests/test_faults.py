@@ -28,7 +28,7 @@ from utils.file_faults import free_bytes
 
 def _config(tmp, name, root, *overrides):
     cfg = small_run_cfg(root, os.path.join(tmp, name), "SOLVER.IMS_PER_BATCH", 16, "SOLVER.MAX_EPOCHS", 1,
-                        "SOLVER.ITERS_PER_EPOCH", 1, "SOLVER.WARMUP_ITERS", 0, "SOLVER.LOG_PERIOD", 1, *overrides)
+                        "SOLVER.ITERS_PER_EPOCH", 1, "SOLVER.WARMUP_EPOCHS", 0, "SOLVER.LOG_PERIOD", 1, *overrides)
     return cfg, write_config(cfg, os.path.join(tmp, f"{name}.yml"))
 
 

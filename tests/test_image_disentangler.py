@@ -658,7 +658,7 @@ def test_adversary_term_trains_e_id_and_c_adv_as_its_mode_says(adversary):
 
 
 def test_warm_up_trains_the_disentangler_alone_for_its_iterations():
-    ext = _extension(LR=2e-3, WARMUP_ITERS=60)
+    ext = _extension(LR=2e-3, WARMUP_ITERATIONS=60)
     cfg = ext.cfg
     palette, draws = _identity_palette(), torch.Generator().manual_seed(1)
     # A loader shorter than the warm-up: it is iterated again until the count is reached.
@@ -685,7 +685,7 @@ def test_warm_up_trains_the_disentangler_alone_for_its_iterations():
 
 
 def test_warm_up_stops_at_a_non_finite_loss_before_updating():
-    ext = _extension(WARMUP_ITERS=5)
+    ext = _extension(WARMUP_ITERATIONS=5)
     batch = _batch(_cfg(), _pk_pids(torch.Generator().manual_seed(1)), _identity_palette(),
                    torch.Generator().manual_seed(2))
     batch["images"][0, 0, 0, 0] = float("nan")
@@ -760,7 +760,7 @@ def test_warm_up_depends_on_the_seed_alone_and_its_cache_is_reused_only_for_its_
     def warmed(consumed, **image):
         torch.manual_seed(0)
         torch.randn(consumed)  # whatever ran before the extension was built (e.g. the feature level)
-        ext = _extension(LR=2e-3, WARMUP_ITERS=6, **image)
+        ext = _extension(LR=2e-3, WARMUP_ITERATIONS=6, **image)
         ext.warm_up(loader, device_setup)
         return ext
 

@@ -29,7 +29,7 @@ from utils.errors import UserError
 
 def _cfg(root, out, *overrides):
     cfg = small_run_cfg(root, out, "SOLVER.IMS_PER_BATCH", 16, "SOLVER.MAX_EPOCHS", 1, "SOLVER.ITERS_PER_EPOCH", 1,
-                        "SOLVER.WARMUP_ITERS", 0, "SOLVER.STEPS", [5], "SOLVER.CHECKPOINT_PERIOD", 1,
+                        "SOLVER.WARMUP_EPOCHS", 0, "SOLVER.STEPS", [5], "SOLVER.CHECKPOINT_PERIOD", 1,
                         "SOLVER.EVAL_PERIOD", 0, "SOLVER.LOG_PERIOD", 1, *overrides)
     return cfg
 

@@ -33,7 +33,7 @@ def trained(tmp_path_factory):
     nohup (stdout and stderr to one file), progress bar switched on, umask 022."""
     tmp = tmp_path_factory.mktemp("hygiene")
     cfg = small_run_cfg(make_tree(str(tmp / "data")), tmp / "run", "SOLVER.IMS_PER_BATCH", 16,
-                        "SOLVER.MAX_EPOCHS", 1, "SOLVER.ITERS_PER_EPOCH", 2, "SOLVER.WARMUP_ITERS", 0,
+                        "SOLVER.MAX_EPOCHS", 1, "SOLVER.ITERS_PER_EPOCH", 2, "SOLVER.WARMUP_EPOCHS", 0,
                         "SOLVER.EVAL_PERIOD", 1, "SOLVER.LOG_PERIOD", 1, "SOLVER.PROGRESS_BAR", True)
     config = write_config(cfg, tmp / "run.yml")
     console = tmp / "nohup.out"
