@@ -105,22 +105,17 @@ def _veri_named_shots(dataset, pid, splits_by_camera, prng):
     return shots
 
 
-def _plan_veri(seed, counts):
-    pids, train, cams = _identities_and_cameras(seed, "veri", counts["veri_train_ids"], counts["veri_test_ids"],
-                                                counts["veri_cameras"])
-    shots = []
-    for pid in pids:
-        prng = random_stream(seed, "veri", PLAN_SEED, pid)
-        id_cams = _identity_cameras(prng, cams, counts["veri_images_per_id"])
-        per_cam = _spread(prng, counts["veri_images_per_id"], id_cams)
-        query_cams = set()
-        if pid not in train:
-            wanted = min(counts["veri_query_cameras"], len(id_cams) - 1)
-            query_cams = set(prng.choice(id_cams, wanted, replace=False).tolist())
-        splits = [(cam, ["train" if pid in train else ("query" if cam in query_cams and index == 0 else "gallery")
-                         for index in range(n)]) for cam, n in per_cam.items()]
-        shots += _veri_named_shots("veri", pid, splits, prng)
-    return shots
+def _veri_splits(prng, pid, training, cams, counts):
+    """VeRi: a training identity's images all train; a test identity's first image on a few of its cameras is
+    a query, the rest gallery."""
+    id_cams = _identity_cameras(prng, cams, counts["veri_images_per_id"])
+    per_cam = _spread(prng, counts["veri_images_per_id"], id_cams)
+    query_cams = set()
+    if not training:
+        wanted = min(counts["veri_query_cameras"], len(id_cams) - 1)
+        query_cams = set(prng.choice(id_cams, wanted, replace=False).tolist())
+    return [(cam, ["train" if training else ("query" if cam in query_cams and index == 0 else "gallery")
+                   for index in range(n)]) for cam, n in per_cam.items()]
 
 
 def _plan_vehiclex(seed, counts):
@@ -137,36 +132,41 @@ def _plan_vehiclex(seed, counts):
     return shots
 
 
-def _opri_test_plan(prng, cams, counts):
-    """{camera: (split, images)} of an Opri test identity: one query, its gallery images on other cameras."""
-    query_cam = int(prng.choice(cams))
-    others = [cam for cam in cams if cam != query_cam]
-    images = int(prng.integers(counts["opri_gallery_min"], counts["opri_gallery_max"] + 1))
-    gallery_cams = sorted(prng.choice(others, int(prng.integers(min(2, len(others), images),
-                                                                min(4, len(others), images) + 1)),
-                                      replace=False).tolist())
-    plan = {cam: ("gallery", n) for cam, n in _spread(prng, images, gallery_cams).items()}
-    plan[query_cam] = ("query", 1)
+def _opri_splits(prng, pid, training, cams, counts):
+    """Opri: a training identity's images all train; a test identity has one query, its gallery images on
+    other cameras."""
+    if training:
+        images = counts["opri_train_images_per_id"]
+        plan = {cam: ("train", n) for cam, n in _spread(prng, images, _identity_cameras(prng, cams, images)).items()}
+    else:
+        query_cam = int(prng.choice(cams))
+        others = [cam for cam in cams if cam != query_cam]
+        images = int(prng.integers(counts["opri_gallery_min"], counts["opri_gallery_max"] + 1))
+        gallery_cams = sorted(prng.choice(others, int(prng.integers(min(2, len(others), images),
+                                                                    min(4, len(others), images) + 1)),
+                                          replace=False).tolist())
+        plan = {cam: ("gallery", n) for cam, n in _spread(prng, images, gallery_cams).items()}
+        plan[query_cam] = ("query", 1)
+    return [(cam, [plan[cam][0]] * plan[cam][1]) for cam in sorted(plan)]
+
+
+def _plan_with_test_identities(dataset, splits_of):
+    """The planner of a dataset with training and test identities, named like VeRi's files; ``splits_of``
+    gives each identity's (camera, each image's split) from its own stream."""
+    def plan(seed, counts):
+        pids, train, cams = _identities_and_cameras(seed, dataset, counts[f"{dataset}_train_ids"],
+                                                    counts[f"{dataset}_test_ids"], counts[f"{dataset}_cameras"])
+        shots = []
+        for pid in pids:
+            prng = random_stream(seed, dataset, PLAN_SEED, pid)
+            shots += _veri_named_shots(dataset, pid, splits_of(prng, pid, pid in train, cams, counts), prng)
+        return shots
+
     return plan
 
 
-def _plan_opri(seed, counts):
-    pids, train, cams = _identities_and_cameras(seed, "opri", counts["opri_train_ids"], counts["opri_test_ids"],
-                                                counts["opri_cameras"])
-    shots = []
-    for pid in pids:
-        prng = random_stream(seed, "opri", PLAN_SEED, pid)
-        if pid in train:
-            images = counts["opri_train_images_per_id"]
-            id_cams = _identity_cameras(prng, cams, images)
-            plan = {cam: ("train", n) for cam, n in _spread(prng, images, id_cams).items()}
-        else:
-            plan = _opri_test_plan(prng, cams, counts)
-        shots += _veri_named_shots("opri", pid, [(cam, [plan[cam][0]] * plan[cam][1]) for cam in sorted(plan)], prng)
-    return shots
-
-
-_PLANNERS = {"veri": _plan_veri, "vehiclex": _plan_vehiclex, "opri": _plan_opri}
+_PLANNERS = {"veri": _plan_with_test_identities("veri", _veri_splits), "vehiclex": _plan_vehiclex,
+             "opri": _plan_with_test_identities("opri", _opri_splits)}
 
 
 def resolve_counts(scale=1.0, preset="demo", **counts):
