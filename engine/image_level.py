@@ -4,15 +4,17 @@ Per joint iteration:
 - the re-ID batch is brought to the generator's range and size; every image i
   gets a partner j from another domain; the disentangler's terms
   (layers.image_disentangle_loss) join the main loss;
-- the live re-ID model learns from the swaps x_ij (layers.swap_reid_loss) on
+- the live re-ID model learns from the swaps (layers.swap_reid_loss), as
+  SWAP_IMAGE says (by default painted onto the sharp real image), on
   GEN_FRACTION of each identity's swaps, detached from the generator and in a
   pass that leaves every BatchNorm running statistic as it was
   (modeling.frozen_statistics), with the teacher's soft labels; its weight
   ramps up from 0 over GEN_RAMP_ITERS;
-- the generator learns to keep the identity through the teacher, a frozen copy
-  of the re-ID model that no optimiser steps (modeling.reid_teacher, W_GEN_ID);
-- after the one backward: the disentangler's Adam, then T's and D's own
-  ascent steps, then the teacher's moving-average refresh.
+- optionally (W_GEN_ID), the generator learns to keep the identity through
+  the teacher, a copy of the re-ID model that no optimiser steps
+  (modeling.reid_teacher);
+- after the one backward: the disentangler's Adam, then the own steps of T,
+  C_adv (confusion) and D, then the teacher's moving-average refresh.
 The adversarial term on c (confusion of C_adv, or DAL's gradient reversal)
 grows over the whole run by DANN's ramp.
 

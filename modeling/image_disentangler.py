@@ -3,21 +3,20 @@
 An image x is split into a spatial identity code c = E_id(x) and a domain
 code s = E_dom(x); Dec(c, s) draws the vehicle of c in the style of s, so
 Dec(c_i, s_j) is image i moved into image j's domain. C_dom reads the domain
-from s, C_adv tries to read it from c through a gradient-reversal layer, and
-T is the MINE statistics network that estimates the mutual information
-between c and s.
+from s, C_adv tries to read it from pooled c (the losses decide how E_id is
+pushed against it), and T is the MINE statistics network that estimates the
+mutual information between c and s.
 
 Pixel range: the generator works on images in [-1, 1] (tanh output) at
 DISENTANGLE.IMAGE.SIZE. ``from_reid`` turns a re-ID batch (normalised with
 INPUT.PIXEL_MEAN/STD at the re-ID size) into that range and size;
-``to_reid`` turns generated images back into re-ID input, differentiably, so
-that the re-ID loss on swapped images can train the generator too
-(DISENTANGLE.IMAGE.GEN_UPDATES_GENERATOR).
+``to_reid`` and ``swap_onto`` turn generated images back into re-ID input,
+differentiably, so that the teacher's identity judgement can train the
+generator (DISENTANGLE.IMAGE.W_GEN_ID).
 """
 import torch
 import torch.nn.functional as F
 from torch import nn
-
 
 
 def generator_size(cfg):

@@ -340,3 +340,50 @@ def test_swap_terms_are_reported_at_zero_before_their_ramp_starts():
     ext.joint_steps = 2
     later = ext.compute_losses(batch, model(batch["images"]), model, reid_loss)
     assert set(later) == set(first) and later["gen_id"] > 0
+
+
+class _ChannelCodesWithAdversary(_ChannelCodes):
+    """The channel-code disentangler with a fixed linear C_adv on pooled c (one number)."""
+
+    def __init__(self):
+        super().__init__()
+        self.adversarial_classifier = nn.Linear(1, 2)
+        with torch.no_grad():
+            self.adversarial_classifier.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+            self.adversarial_classifier.bias.zero_()
+
+
+def _adversary_gradient(adversary, scale):
+    x, domains = _channel_batch()
+    x.requires_grad_(True)
+    loss = ImageDisentangleLoss(w_adv=1.0, adversary=adversary)
+    loss.adversary_scale = scale
+    net = _ChannelCodesWithAdversary()
+    losses, _ = loss(net, x, domains, torch.tensor([2, 3, 1, 0]), shuffle=None)
+    losses["img_adv"].backward()
+    return losses["img_adv"], x.grad[:, 0, 0, 0], net
+
+
+def test_reversal_hands_e_id_the_negative_of_c_advs_gradient():
+    value, grad_c, net = _adversary_gradient("reversal", scale=0.5)
+    x, domains = _channel_batch()
+    c = x[:, 0, 0, 0].clone().requires_grad_(True)
+    plain = F.cross_entropy(net.adversarial_classifier(c.view(4, 1)), domains)
+    plain.backward()
+    assert value.item() == pytest.approx(plain.item(), abs=1e-6)
+    # E_id ascends what C_adv descends, scaled: remove the reversal and this sign flips.
+    torch.testing.assert_close(grad_c, -0.5 * c.grad)
+    assert all(p.grad is not None for p in net.adversarial_classifier.parameters())
+
+
+def test_confusion_is_the_kl_from_uniform_and_leaves_c_adv_alone():
+    value, grad_c, net = _adversary_gradient("confusion", scale=0.5)
+    x, _ = _channel_batch()
+    c = x[:, 0, 0, 0]
+    # logits (c, -c): p = softmax; KL(uniform || p) = -mean(log p) - log 2, averaged over the batch.
+    log_p = F.log_softmax(torch.stack([c, -c], dim=1), dim=1)
+    expected = 0.5 * (-(log_p.mean(dim=1)) - math.log(2)).mean()
+    assert value.item() == pytest.approx(expected.item(), abs=1e-6)
+    # Pushing every prediction towards uniform pulls c towards 0, where logits (c, -c) tie.
+    assert (torch.sign(grad_c) == torch.sign(c)).all()
+    assert all(p.grad is None for p in net.adversarial_classifier.parameters())
