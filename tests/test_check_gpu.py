@@ -11,6 +11,7 @@ from tool_runs import run_tool_in_process
 BASELINE, JIFD = "configs/baseline_veri2opri.yml", "configs/jifd_veri+vehiclex2opri.yml"
 
 
+@pytest.mark.slow
 def test_the_cpu_path_runs_every_check_and_says_what_needs_a_gpu():
     # The full JIFD config: every optimiser the step drives, and, in two processes, DDP with the image
     # level's second forward pass (L_gen).

@@ -1,9 +1,12 @@
 """SOLVER.SEED makes CPU training repeatable: the same losses, iteration by iteration."""
 import os
 
+import pytest
 import torch
 
 from tool_runs import train_and_read_losses
+
+pytestmark = pytest.mark.slow
 
 
 def _run(run_cfg, tmp_path, name):

@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from conftest import small_run_cfg
 from engine.train_logging import TensorBoardWriter, flatten_numbers, show_progress_bar
 from tiny_datasets import make_tree
-from tool_runs import ONE_THREAD_ENV, TIMEOUT, run_tool, tool_command, write_config
+from tool_runs import ONE_THREAD_ENV, TIMEOUT, run_tool_in_process, tool_command, write_config
 from utils.atomic_io import atomic_write_text
 
 
@@ -45,6 +45,7 @@ def trained(tmp_path_factory):
     return cfg.OUTPUT_DIR, config, output
 
 
+@pytest.mark.slow
 def test_redirected_output_has_no_progress_bar_frames_and_an_epoch_line(trained):
     _, _, output = trained
     assert "\r" not in output and "Iteration: [" not in output
@@ -52,6 +53,7 @@ def test_redirected_output_has_no_progress_bar_frames_and_an_epoch_line(trained)
     assert len(lines) == 1 and ": loss " in lines[0] and ", acc " in lines[0], lines
 
 
+@pytest.mark.slow
 def test_per_iteration_debug_lines_are_opt_in(trained):
     out, _, _ = trained
     with open(os.path.join(out, "log.txt")) as handle:
@@ -60,6 +62,7 @@ def test_per_iteration_debug_lines_are_opt_in(trained):
     assert " DEBUG: iteration " not in log
 
 
+@pytest.mark.slow
 def test_tensorboard_gets_smoothed_terms_lr_and_evaluation(trained):
     out, _, _ = trained
     events = EventAccumulator(out)
@@ -70,6 +73,7 @@ def test_tensorboard_gets_smoothed_terms_lr_and_evaluation(trained):
     assert [event.step for event in events.Scalars("train/loss")] == [1, 2]
 
 
+@pytest.mark.slow
 def test_test_tool_writes_beside_the_run_never_over_it_and_files_are_0644(trained):
     out, config, _ = trained
     weight = os.path.join(out, "model_final.pth")
@@ -94,7 +98,7 @@ def test_test_tool_writes_beside_the_run_never_over_it_and_files_are_0644(traine
     assert {name: mode for name, mode in modes.items() if mode != 0o644} == {}
 
     # Pointing OUTPUT_DIR at the run itself is refused before anything is written.
-    code, _, err = run_tool("test.py", "--config_file", config, "TEST.WEIGHT", weight, "OUTPUT_DIR", out)
+    code, _, err = run_tool_in_process("test.py", "--config_file", config, "TEST.WEIGHT", weight, "OUTPUT_DIR", out)
     assert code == 2 and "is a training run's folder (it holds config.yaml)" in err, err[-2000:]
     with open(os.path.join(out, "metrics.json"), "rb") as handle:
         assert handle.read() == training_metrics

@@ -54,6 +54,7 @@ def test_test_refuses_re_ranking_that_cannot_fit_before_embedding(checkpoint_run
         tester.do_test(cfg)
 
 
+@pytest.mark.slow
 def test_extract_features_tool_writes_a_split_and_a_folder_gives_the_same_features(checkpoint_run, tmp_path):
     cfg, config_file = checkpoint_run
     out = tmp_path / "query.npz"
@@ -85,6 +86,7 @@ def test_extract_features_tool_writes_a_split_and_a_folder_gives_the_same_featur
         assert saved["features"].shape == (3, 512) and saved["pids"].tolist() == [pids[0], pids[1], -1]
 
 
+@pytest.mark.slow
 def test_visualize_ranks_draws_the_worst_queries_first(checkpoint_run, tmp_path):
     cfg, config_file = checkpoint_run
     out = tmp_path / "ranks"
@@ -176,14 +178,34 @@ def test_rank_picture_frames_matches_green_and_the_rest_red():
         draw_ranking(query, gallery, [True, False], "header", tile_size=tile)
 
 
-def test_cmc_plot_is_a_png_beside_metrics_json(tmp_path):
-    metrics = {"cmc": list(np.linspace(0.3, 1.0, 50)), "mAP": 0.25}
-    path = plot_cmc(str(tmp_path), metrics, label="opri")
+def _curve_rows(path):
+    """The mean row of the curve's pixels (matplotlib's first colour, #1f77b4) in each fifth of the plot's
+    width, top to bottom = 100% to 0%."""
+    with Image.open(path) as picture:
+        assert picture.format == "PNG"
+        pixels = np.asarray(picture.convert("RGB")).astype(int)
+    curve = np.abs(pixels - np.array([0x1f, 0x77, 0xb4])).sum(axis=2) < 60
+    columns = np.nonzero(curve.any(axis=0))[0]
+    fifths = np.array_split(np.arange(columns.min(), columns.max() + 1), 5)
+    return [np.nonzero(curve[:, part])[0].mean() for part in fifths]
+
+
+def test_cmc_plot_is_a_png_beside_metrics_json_that_draws_the_curve(tmp_path):
+    rising = {"cmc": list(np.linspace(0.2, 1.0, 50)), "mAP": 0.25}
+    path = plot_cmc(str(tmp_path), rising, label="opri")
     assert path == str(tmp_path / "cmc.png")
     with Image.open(path) as picture:
-        picture.verify()
-    with Image.open(path) as picture:
-        assert picture.format == "PNG" and picture.size == (500, 400)
+        assert picture.format == "PNG"
+    # Without a label, so that the legend's sample line is not counted as the curve.
+    for name in ("rising", "flat"):
+        (tmp_path / name).mkdir()
+    rows = _curve_rows(plot_cmc(str(tmp_path / "rising"), rising))
+    # A rising CMC climbs from left to right (rows count downwards).
+    assert all(later < earlier for earlier, later in zip(rows, rows[1:])), rows
+    flat_rows = _curve_rows(plot_cmc(str(tmp_path / "flat"), {"cmc": [0.5] * 50, "mAP": 0.25}))
+    assert max(flat_rows) - min(flat_rows) < 2
+    # 50% sits between the rising curve's first (20%) and last (100%) values.
+    assert rows[-1] < flat_rows[0] < rows[0]
 
 
 def test_flip_averages_the_features_of_the_image_and_its_mirror():

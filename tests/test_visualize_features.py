@@ -2,6 +2,7 @@
 import os
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -21,6 +22,7 @@ def _has_colour(picture, hex_colour, box):
     return int((np.abs(pixels - rgb).sum(axis=1) < 40).sum())
 
 
+@pytest.mark.slow
 def test_visualize_features_writes_both_panels_into_the_test_folder(tmp_path):
     cfg = small_run_cfg(make_tree(str(tmp_path / "data")), tmp_path / "run")
     torch.manual_seed(0)
