@@ -22,10 +22,9 @@ import os
 import time
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 
-from benchmarks.measure import SIZES, available_gb, make_split, measure, print_table, run_worker
+from benchmarks.measure import SIZES, available_gb, make_split, measure, print_table, run_worker, work_or_start
 from utils.distances import compute_distance_matrix
 from utils.reid_metric import eval_func_with_minp, evaluate_features
 
@@ -117,13 +116,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="runs of the distance-only and blocked pipelines")
     parser.add_argument("--worker", nargs=3, metavar=("METHOD", "SIZE", "FEATURES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.worker:
-        worker(*args.worker)
+    if work_or_start(args, worker):
         return
-    print(f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}, "
-          f"memory available {available_gb():.1f} GB", flush=True)
     rows = []
     for size in args.sizes:
         num_query, num_gallery = SIZES[size][:2]
