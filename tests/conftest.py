@@ -3,6 +3,7 @@ import pytest
 
 from config import get_default_cfg
 from data.demo import generate_demo_data
+from tool_runs import one_thread
 
 
 @pytest.fixture(scope="session")
@@ -11,6 +12,13 @@ def demo_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo_data")
     generate_demo_data(str(root), seed=0)
     return str(root)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a module of small-tensor tests (tool_runs.one_thread)."""
+    with one_thread():
+        yield
 
 
 def small_run_cfg(root, output_dir, *overrides):

@@ -25,13 +25,8 @@ from modeling.image_disentangler import ImageDisentangler
 from utils.linear_probe import linear_probe_accuracy
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: a second intra-op thread gains nothing and spins when the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Small tensors: one torch thread for the whole module (conftest.one_torch_thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SIZE, IDS_PER_DOMAIN, IMAGES_PER_ID = 32, 8, 4
 

@@ -28,13 +28,9 @@ from utils.visualization import draw_swap_grid
 SIZE, NUM_DOMAINS = 32, 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: a second intra-op thread gains nothing and spins when the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Small tensors: one torch thread for the whole module (conftest.one_torch_thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ALL_TERMS = {"img_rec", "img_cyc", "img_code", "img_dom", "img_adv", "img_mi", "gen_id", "gen_triplet"}
 
 

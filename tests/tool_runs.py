@@ -10,8 +10,8 @@ import sys
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# One thread per process: at 32 px the ops are too small to gain from a second thread, and on a
-# shared 2-core machine a team of 2 OpenMP threads waits for cores (a resnet18 step measured 20x slower).
+# One thread per process: the tests' ops (32 px images) are too small to gain from a second thread,
+# and a team of OpenMP threads waits for cores whenever the tests' processes share them.
 ONE_THREAD_ENV = dict(os.environ, OMP_NUM_THREADS="1")
 # Generous: the machine may be shared; a run that hangs still fails the test.
 TIMEOUT = 600
