@@ -17,6 +17,7 @@ from engine.evaluator import extract_batch_features, extract_features
 from engine.runtime import DeviceSetup
 from engine.tester import build_test_model, extract_to_file
 from modeling import build_model
+from tiny_datasets import make_tree
 from tool_runs import run_tool, write_config
 from utils.errors import UserError
 from utils.distances import compute_distance_matrix
@@ -28,11 +29,9 @@ from utils.visualization import (GAP, MATCH_COLOUR, QUERY_COLOUR, TEXT_COLOUR, T
 CPU = DeviceSetup(device=torch.device("cpu"))
 
 
-@pytest.fixture(scope="module")
-def checkpoint_run(demo_root, tmp_path_factory):
+def _checkpoint(root, folder):
     """(cfg with TEST.WEIGHT set, its YAML file): a freshly built resnet18 saved as a BoT state dict."""
-    folder = tmp_path_factory.mktemp("test_tools")
-    cfg = small_run_cfg(demo_root, folder / "run")
+    cfg = small_run_cfg(root, folder / "run")
     torch.manual_seed(0)
     weight = folder / "model.pth"
     torch.save(build_model(cfg, num_classes=7).state_dict(), weight)
@@ -40,8 +39,14 @@ def checkpoint_run(demo_root, tmp_path_factory):
     return cfg, write_config(cfg, folder / "config.yml")
 
 
-def test_test_refuses_re_ranking_that_cannot_fit_before_embedding(checkpoint_run, monkeypatch):
-    cfg, _ = checkpoint_run
+@pytest.fixture(scope="module")
+def checkpoint_run(demo_root, tmp_path_factory):
+    """A checkpoint on the demo data (_checkpoint)."""
+    return _checkpoint(demo_root, tmp_path_factory.mktemp("test_tools"))
+
+
+def test_test_refuses_re_ranking_that_cannot_fit_before_embedding(tmp_path, monkeypatch):
+    cfg, _ = _checkpoint(make_tree(str(tmp_path / "data")), tmp_path)
     cfg = cfg.clone()
     cfg.TEST.RE_RANKING = "yes"
 
