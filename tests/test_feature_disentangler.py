@@ -1,3 +1,4 @@
+import functools
 import math
 from types import SimpleNamespace
 
@@ -269,10 +270,12 @@ class _BoTReference(torch.nn.Module):
         return self.classifier(self.bottleneck(global_feat)), global_feat
 
 
+@functools.cache
 def _bot_keys():
+    """BoT's state-dict keys of a resnet18 model (a frozenset: built once)."""
     base = {f"base.{k}" for k in torchvision.models.resnet18(weights=None).state_dict() if not k.startswith("fc.")}
     neck = {f"bottleneck.{k}" for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
-    return base | neck | {"classifier.weight"}
+    return frozenset(base | neck | {"classifier.weight"})
 
 
 def test_switches_off_gives_bot_state_dict_keys():
