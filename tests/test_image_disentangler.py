@@ -673,7 +673,7 @@ def test_adversary_term_trains_e_id_and_c_adv_as_its_mode_says(adversary):
 
 
 def test_warm_up_trains_the_disentangler_alone_for_its_iterations():
-    ext = _extension(LR=2e-3, WARMUP_ITERATIONS=60)
+    ext = _extension(LR=2e-3, WARMUP_ITERATIONS=30)
     cfg = ext.cfg
     palette, draws = _identity_palette(), torch.Generator().manual_seed(1)
     # A loader shorter than the warm-up: it is iterated again until the count is reached.
@@ -691,12 +691,12 @@ def test_warm_up_trains_the_disentangler_alone_for_its_iterations():
     original_step = ext.optimizer.step
     ext.optimizer.step = lambda *args, **kwargs: (steps.append(1), original_step(*args, **kwargs))[1]
     ext.warm_up(loader, DeviceSetup(device=torch.device("cpu")))
-    assert len(steps) == 60
+    assert len(steps) == 30
     assert reconstruction_error() < 0.6 * before
 
     ext.warmup_iters = 0
     ext.warm_up(loader, DeviceSetup(device=torch.device("cpu")))
-    assert len(steps) == 60
+    assert len(steps) == 30
 
 
 def test_warm_up_stops_at_a_non_finite_loss_before_updating():
