@@ -22,11 +22,11 @@ import os
 import time
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 
-from benchmarks.measure import SIZES, available_gb, make_split, measure, print_table, run_worker
-from utils.reid_metric import compute_distance_matrix, eval_func_with_minp, evaluate_features
+from benchmarks.measure import SIZES, available_gb, make_split, measure, print_table, run_worker, work_or_start
+from utils.distances import compute_distance_matrix
+from utils.reid_metric import eval_func_with_minp, evaluate_features
 
 # bytes per query x gallery element of the classic evaluator: distances 4, argsort 8,
 # gallery pids gathered by the argsort 8, their comparison 1, the int32 match matrix 4
@@ -67,8 +67,8 @@ def classic_evaluate(qf, gf, q_pids, g_pids, q_camids, g_camids, max_rank=50, qu
         cmc[cmc > 1] = 1
         all_cmc.append(cmc[:max_rank])
         num_rel = orig_cmc.sum()
-        precision = [hits / (i + 1.0) for i, hits in enumerate(orig_cmc.cumsum())]
-        all_ap.append((np.asarray(precision) * orig_cmc).sum() / num_rel)
+        device_setup = [hits / (i + 1.0) for i, hits in enumerate(orig_cmc.cumsum())]
+        all_ap.append((np.asarray(device_setup) * orig_cmc).sum() / num_rel)
     cmc = np.asarray(all_cmc).astype(np.float32).sum(0) / len(all_cmc)
     result = {"mAP": float(np.mean(all_ap)), "rank1": float(cmc[0]), "mINP": float(np.mean(all_inp))}
     if looped < len(q_pids):
@@ -116,13 +116,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="runs of the distance-only and blocked pipelines")
     parser.add_argument("--worker", nargs=3, metavar=("METHOD", "SIZE", "FEATURES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.worker:
-        worker(*args.worker)
+    if work_or_start(args, worker):
         return
-    print(f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}, "
-          f"memory available {available_gb():.1f} GB", flush=True)
     rows = []
     for size in args.sizes:
         num_query, num_gallery = SIZES[size][:2]

@@ -63,6 +63,18 @@ def available_gb():
         return int(re.search(r"MemAvailable:\s+(\d+)", meminfo.read()).group(1)) / 2 ** 20
 
 
+def work_or_start(args, worker):
+    """Apply --threads; then either run the --worker call (True) or print the run's header (False)."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.worker:
+        worker(*args.worker)
+        return True
+    print(f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}, "
+          f"memory available {available_gb():.1f} GB", flush=True)
+    return False
+
+
 def run_worker(script, *args):
     """Run `script --worker args...` in a fresh interpreter; its last stdout line is a JSON record."""
     done = subprocess.run([sys.executable, script, "--worker", *args], capture_output=True, text=True,

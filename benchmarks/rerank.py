@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmarks.measure import SIZES, available_gb, make_split, measure, print_table, run_worker
+from benchmarks.measure import SIZES, available_gb, make_split, measure, print_table, run_worker, work_or_start
 from utils.re_ranking import re_ranking
 from utils.reid_metric import evaluate_distance_matrix
 
@@ -98,13 +98,8 @@ def main():
     parser.add_argument("--threads", type=int, default=0, help="torch threads in every measurement (0: default)")
     parser.add_argument("--worker", nargs=3, metavar=("METHOD", "SIZE", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.worker:
-        worker(*args.worker)
+    if work_or_start(args, worker):
         return
-    print(f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}, "
-          f"memory available {available_gb():.1f} GB", flush=True)
     rows, notes = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from config import get_default_cfg  # noqa: E402
 from engine.image_level import ImageLevelExtension  # noqa: E402
-from engine.runtime import resolve_precision  # noqa: E402
+from engine.runtime import resolve_device_setup  # noqa: E402
 from engine.train_step import TrainStep  # noqa: E402
 from layers import make_loss  # noqa: E402
 from modeling import build_model  # noqa: E402
@@ -44,12 +44,12 @@ class _Engine:
 
 def _step(cfg, with_image, num_classes):
     device = torch.device("cpu")
-    precision = resolve_precision(cfg, device)
+    device_setup = resolve_device_setup(cfg, device)
     model = build_model(cfg, num_classes)
     reid_loss = make_loss(cfg, num_classes)
     extensions = [ImageLevelExtension(cfg, 2, device, model, reid_loss, total_iters=100)] if with_image else []
     center = make_center_optimizer(cfg, reid_loss.center_criterion) if reid_loss.center_criterion else None
-    return TrainStep(model, reid_loss, make_optimizer(cfg, model), center, precision, extensions,
+    return TrainStep(model, reid_loss, make_optimizer(cfg, model), center, device_setup, extensions,
                      center_loss_weight=cfg.SOLVER.CENTER_LOSS_WEIGHT)
 
 

@@ -6,6 +6,8 @@ so does ``KEY VALUE`` on the command line of any tool.
 """
 from yacs.config import CfgNode as CN
 
+from .dataset_table import DATASET_PRESETS
+
 _C = CN()
 
 # -----------------------------------------------------------------------------
@@ -73,7 +75,7 @@ _C.INPUT.JPEG_DRAFT = True
 _C.DATASETS = CN()
 # Folder that holds one folder per dataset
 _C.DATASETS.ROOT_DIR = "./datasets"
-# Training sources: names of entries of the dataset table below (any case), e.g. [veri, vehiclex]
+# Training sources: names of entries of the dataset table (any case), e.g. [veri, vehiclex]
 _C.DATASETS.SOURCES = ["veri"]
 # Test set (its query and gallery splits): the name of an entry of the dataset table
 _C.DATASETS.TARGET = "opri"
@@ -91,92 +93,9 @@ _C.DATASETS.DEMO_SEED = 0
 # Size of the generated data: 'demo' (minutes) or 'bench' (a 250-identity opri-style test set)
 _C.DATASETS.DEMO_PRESET = "demo"
 
-# -----------------------------------------------------------------------------
-# The dataset table: one entry DATASETS.<NAME> per dataset, named in SOURCES and
-# TARGET by <name>. A YAML file may add entries of its own (README, "Your own
-# dataset"); the fields an entry leaves out keep these values.
-# -----------------------------------------------------------------------------
-DATASET_FIELDS = CN()
-# Name shown in logs ("" = the entry's name)
-DATASET_FIELDS.NAME = ""
-# Folder under ROOT_DIR ("" = the entry's name in lower case)
-DATASET_FIELDS.FOLDER = ""
-# Regex with the named groups pid and camid, matched on an image's base name (folder splits) or on a line of
-# a list file (list splits, where the group path names the image); without camid every image is its own camera
-DATASET_FIELDS.PATTERN = ""
-# Training split: a folder of images, or a text file listing them, relative to FOLDER ("" = none)
-DATASET_FIELDS.TRAIN_DIR = ""
-# Query split: a folder or a list file, relative to FOLDER ("" = none)
-DATASET_FIELDS.QUERY_DIR = ""
-# Gallery split: a folder or a list file, relative to FOLDER ("" = none)
-DATASET_FIELDS.GALLERY_DIR = ""
-# Other folders under FOLDER where the split folders may sit (e.g. an archive's own top folder)
-DATASET_FIELDS.ALSO_UNDER = []
-# List splits: folder of the listed images, relative to FOLDER
-DATASET_FIELDS.IMAGE_DIR = ""
-# List splits: appended to the path group to name the image file (e.g. ".jpg")
-DATASET_FIELDS.IMAGE_SUFFIX = ""
-# List splits without a camid group: a text file, relative to FOLDER, giving each listed image's camera
-DATASET_FIELDS.CAMERA_FILE = ""
-# Regex with the named groups path and camid for CAMERA_FILE's lines (other lines, e.g. a header, are skipped)
-DATASET_FIELDS.CAMERA_PATTERN = ""
-# 0: query and gallery are their own splits; N > 0: QUERY_DIR holds the whole test split, and N images per
-# identity (drawn with seed 0) make the gallery, the rest the queries (VehicleID's protocol, N = 1)
-DATASET_FIELDS.GALLERY_PER_ID = 0
-# Published [ids, images] of the training split, compared when CHECK_COUNTS is on ([] = none; -1 = unknown)
-DATASET_FIELDS.TRAIN_COUNTS = []
-# Published [ids, images] of the query split ([] = none; -1 = unknown)
-DATASET_FIELDS.QUERY_COUNTS = []
-# Published [ids, images] of the gallery split ([] = none; -1 = unknown)
-DATASET_FIELDS.GALLERY_COUNTS = []
-
-
-def _dataset(**fields):
-    entry = DATASET_FIELDS.clone()
-    for field, value in fields.items():
-        if field not in entry:
-            raise KeyError(f"{field} is not a field of DATASET_FIELDS")
-        entry[field] = value
-    return entry
-
-
-_VERI_NAMES = r"^(?P<pid>-?\d+)_c(?P<camid>\d+)_\d+_\d+\.jpg$"
-
-# VeRi-776 (Liu et al., ICME 2016): 0002_c002_00030600_0.jpg; pid -1 is junk
-_C.DATASETS.VERI = _dataset(
-    NAME="VeRi-776", FOLDER="veri", PATTERN=_VERI_NAMES,
-    TRAIN_DIR="image_train", QUERY_DIR="image_query", GALLERY_DIR="image_test",
-    TRAIN_COUNTS=[576, 37778], QUERY_COUNTS=[200, 1678], GALLERY_COUNTS=[200, 11579])
-# VehicleX (AI City 2020 re-ID simulation release; train split only, "about 192k" images): 0001_c001_33.jpg
-_C.DATASETS.VEHICLEX = _dataset(
-    NAME="VehicleX", FOLDER="vehiclex", PATTERN=r"^(?P<pid>-?\d+)_c(?P<camid>\d+)_\d+\.jpg$",
-    TRAIN_DIR="image_train", ALSO_UNDER=["AIC20_ReID_Simulation"], TRAIN_COUNTS=[1362, -1])
-# Opri (Optimus Prime trucks); naming unpublished, VeRi's pattern assumed; its train split is not used
-_C.DATASETS.OPRI = _dataset(
-    NAME="Opri", FOLDER="opri", PATTERN=_VERI_NAMES,
-    TRAIN_DIR="image_train", QUERY_DIR="image_query", GALLERY_DIR="image_test",
-    TRAIN_COUNTS=[8918, 67321], QUERY_COUNTS=[8917, 8917], GALLERY_COUNTS=[-1, 54756])
-# VehicleID (Liu et al., CVPR 2016): image/<image id>.jpg, train_test_split/*.txt lines "<image id> <vehicle id>";
-# no cameras; the test list of 800 vehicles (test_list_1600.txt, test_list_2400.txt: the larger ones)
-_C.DATASETS.VEHICLEID = _dataset(
-    NAME="VehicleID", FOLDER="vehicleid", PATTERN=r"^(?P<path>\d+) (?P<pid>\d+)$",
-    TRAIN_DIR="train_test_split/train_list.txt", QUERY_DIR="train_test_split/test_list_800.txt",
-    IMAGE_DIR="image", IMAGE_SUFFIX=".jpg", GALLERY_PER_ID=1,
-    TRAIN_COUNTS=[13164, 113346], GALLERY_COUNTS=[800, 800])
-# VeRi-Wild (Lou et al., CVPR 2019): images/<vehicle id>/<image id>.jpg, train_test_split/*.txt lines
-# "<vehicle id>/<image id>", cameras in vehicle_info.txt; the small test set (test_5000*, test_10000*: larger)
-_C.DATASETS.VERIWILD = _dataset(
-    NAME="VeRi-Wild", FOLDER="veriwild", PATTERN=r"^(?P<path>(?P<pid>\d+)/\d+)$",
-    TRAIN_DIR="train_test_split/train_list.txt", QUERY_DIR="train_test_split/test_3000_query.txt",
-    GALLERY_DIR="train_test_split/test_3000.txt", IMAGE_DIR="images", IMAGE_SUFFIX=".jpg",
-    CAMERA_FILE="train_test_split/vehicle_info.txt", CAMERA_PATTERN=r"^(?P<path>\d+/\d+);(?P<camid>\d+);.*$",
-    TRAIN_COUNTS=[30671, 277797], QUERY_COUNTS=[3000, 3000], GALLERY_COUNTS=[3000, -1])
-# Market-1501 (Zheng et al., ICCV 2015), laid out as reid-strong-baseline reads it: 0002_c1s1_000451_03.jpg;
-# pid -1 is junk, pid 0 the gallery's distractors
-_C.DATASETS.MARKET1501 = _dataset(
-    NAME="Market-1501", FOLDER="market1501", PATTERN=r"^(?P<pid>-?\d+)_c(?P<camid>\d)s\d+_\d+_\d+\.jpg$",
-    TRAIN_DIR="bounding_box_train", QUERY_DIR="query", GALLERY_DIR="bounding_box_test",
-    TRAIN_COUNTS=[751, 12936], QUERY_COUNTS=[750, 3368], GALLERY_COUNTS=[751, 15913])
+# The dataset table: an entry DATASETS.<NAME> per dataset (VERI, VEHICLEX, OPRI, VEHICLEID, VERIWILD,
+# MARKET1501); their fields, meanings and values: config/dataset_table.py
+_C.DATASETS.update(DATASET_PRESETS)
 
 # -----------------------------------------------------------------------------
 # DATALOADER
@@ -227,7 +146,7 @@ _C.SOLVER.STEPS = [40, 70]
 # Warm-up starts at WARMUP_FACTOR x BASE_LR
 _C.SOLVER.WARMUP_FACTOR = 0.1
 # Warm-up length in epochs
-_C.SOLVER.WARMUP_ITERS = 10
+_C.SOLVER.WARMUP_EPOCHS = 10
 # Warm-up shape: 'linear' or 'constant'
 _C.SOLVER.WARMUP_METHOD = "linear"
 # Save a checkpoint every N epochs (and always at the end)
@@ -264,8 +183,7 @@ _C.DISENTANGLE.IMAGE = CN()
 _C.DISENTANGLE.IMAGE.ENABLED = False
 # Generator working size [height, width]; [] = the re-ID input size (INPUT.SIZE_TRAIN)
 _C.DISENTANGLE.IMAGE.SIZE = [128, 128]
-# Channels of the first encoder / last decoder conv (16 with ID_DIM 64: the +image step stays
-# under 2x the baseline's at 256 px, resnet50, generator 128 px)
+# Channels of the first encoder / last decoder conv
 _C.DISENTANGLE.IMAGE.BASE_CHANNELS = 16
 # Channels of the spatial ID code c
 _C.DISENTANGLE.IMAGE.ID_DIM = 64
@@ -290,8 +208,8 @@ _C.DISENTANGLE.IMAGE.GRL_LAMBDA = 1.0
 _C.DISENTANGLE.IMAGE.ADV_RAMP = True
 # Learning rate of the generator, its heads, T and D (Adam)
 _C.DISENTANGLE.IMAGE.LR = 1e-4
-# Iterations (not epochs, unlike SOLVER.WARMUP_ITERS) that train the disentangler alone before joint training; 0 = none
-_C.DISENTANGLE.IMAGE.WARMUP_ITERS = 0
+# Iterations that train the disentangler alone before joint training; 0 = none
+_C.DISENTANGLE.IMAGE.WARMUP_ITERATIONS = 0
 # File that keeps the warm-up for runs of the same data and generator configuration ('' = none)
 _C.DISENTANGLE.IMAGE.WARMUP_CACHE = ""
 # Weight of L_rec: |Dec(c_i, s_i) - x_i|_1

@@ -2,7 +2,8 @@
 
 The YAML file and the ``KEY VALUE`` overrides go through one path: every
 key is looked up (a key DATASETS.<NAME>.<FIELD> may add an entry to the
-dataset table, config/dataset_table.py), translated when it is one of reid-strong-baseline's
+dataset table, config/dataset_table.py), renamed when it is a deprecated name
+(config/renamed_keys.py), translated when it is one of reid-strong-baseline's
 (config/rsb_compat.py), given the form of its default when it is a yes/no
 switch (config/switches.py), type-checked as yacs does, and set. Every
 mistake a user can make here (a missing or unreadable file, a misspelt key, a
@@ -19,6 +20,7 @@ from yacs.config import CfgNode, _check_and_coerce_cfg_value_type
 from .dataset_table import check_used_entries, is_entry_field, new_entry
 from .defaults import _C
 from .errors import ConfigError
+from .renamed_keys import translate_renamed
 from .rsb_compat import RSBKeys
 from .switches import coerce_switch
 
@@ -53,7 +55,7 @@ MINIMUMS = {
     "SOLVER.MAX_EPOCHS": 1,
     "SOLVER.ITERS_PER_EPOCH": 0,
     "SOLVER.IMS_PER_BATCH": 1,
-    "SOLVER.WARMUP_ITERS": 0,
+    "SOLVER.WARMUP_EPOCHS": 0,
     "SOLVER.CHECKPOINT_PERIOD": 0,
     "SOLVER.EVAL_PERIOD": 0,
     "DATALOADER.NUM_WORKERS": 0,
@@ -154,9 +156,11 @@ class _Merger:
     def __init__(self):
         self.cfg = get_default_cfg()
         self.rsb = RSBKeys()
+        self.renamed = set()
 
     def merge(self, pairs, origin):
         for key, raw in pairs:
+            key = translate_renamed(key, self.renamed)
             value = CfgNode._decode_cfg_value(raw)
             translated = self.rsb.translate(key, value) if not self._has(key) else None
             for target, target_value in ([(key, value)] if translated is None else translated):

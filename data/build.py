@@ -82,7 +82,7 @@ def _generate_demo_if_asked(cfg):
     if cfg.DATASETS.GENERATE_DEMO:
         # Imported only for demo runs. It returns at once when ROOT_DIR already
         # holds the datasets (generated with DEMO_SEED, or the user's own).
-        from .demo_data import ensure_demo_data
+        from .demo import ensure_demo_data
         rank, world_size = _rank_and_world_size()
         # Under torchrun one process writes the tree while the others wait.
         if rank == 0:
@@ -136,20 +136,26 @@ def _loader_options(cfg):
     return dict(num_workers=cfg.DATALOADER.NUM_WORKERS, pin_memory=_uses_cuda(cfg), persistent_workers=False)
 
 
-def _test_data(cfg, query_records, gallery_records, name=None):
-    warn_queries_without_match(query_records, gallery_records, display_name(cfg, name or cfg.DATASETS.TARGET))
-    test_set = ImageDataset(query_records + gallery_records, build_transforms(cfg, is_train=False),
-                            target_size=input_size(cfg, is_train=False), draft=cfg.INPUT.JPEG_DRAFT,
-                            is_train=False, strict=cfg.DATASETS.STRICT)
+def records_loader(cfg, records, shard=False):
+    """A loader of ``records`` in order, through the test transform (and JPEG draft decoding).
+
+    ``shard``: under torch.distributed each rank reads its shard, padded to the
+    same length with repeats (which the evaluator drops).
+    """
+    dataset = ImageDataset(records, build_transforms(cfg, is_train=False), target_size=input_size(cfg, is_train=False),
+                           draft=cfg.INPUT.JPEG_DRAFT, is_train=False, strict=cfg.DATASETS.STRICT)
     rank, world_size = _rank_and_world_size()
     sampler = None
-    if world_size > 1:
-        # Pads each shard to the same length with repeats, which the evaluator drops.
-        sampler = DistributedSampler(test_set, num_replicas=world_size, rank=rank, shuffle=False)
-    test_loader = DataLoader(test_set, batch_size=cfg.TEST.IMS_PER_BATCH, shuffle=False, sampler=sampler,
-                             **_loader_options(cfg))
-    return TestData(test_loader=test_loader, num_query=len(query_records), query_records=query_records,
-                    gallery_records=gallery_records)
+    if shard and world_size > 1:
+        sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False)
+    return DataLoader(dataset, batch_size=cfg.TEST.IMS_PER_BATCH, shuffle=False, sampler=sampler,
+                      **_loader_options(cfg))
+
+
+def _test_data(cfg, query_records, gallery_records, name=None):
+    warn_queries_without_match(query_records, gallery_records, display_name(cfg, name or cfg.DATASETS.TARGET))
+    return TestData(test_loader=records_loader(cfg, query_records + gallery_records, shard=True),
+                    num_query=len(query_records), query_records=query_records, gallery_records=gallery_records)
 
 
 def make_test_data(cfg):

@@ -160,6 +160,17 @@ def load_split(cfg, name, split):
     return records
 
 
+def split_records(cfg, split, dataset=""):
+    """Records of one split of ``dataset``, with original labels, junk dropped.
+
+    ``dataset`` defaults to DATASETS.TARGET for query and gallery, and to the
+    first of DATASETS.SOURCES for train.
+    """
+    if not dataset:
+        dataset = cfg.DATASETS.SOURCES[0] if split == "train" else cfg.DATASETS.TARGET
+    return load_split(cfg, dataset, split)
+
+
 def _check_counts(preset, split, records):
     expected = preset.published(split)
     if expected is None:

@@ -78,16 +78,23 @@ class ImageDataset(Dataset):
         }
 
     def _try_read(self, index):
+        """The image of ``index``, or None once it is found unreadable: marked and warned about once (an
+        error under ``strict``)."""
         if self._unreadable[index]:
             return None
         try:
             return read_image(self.records[index].path, self.target_size, self.draft)
         except BadImageError as err:
             if self.strict:
-                raise BadDataError(f"{err} (DATASETS.STRICT is on)") from None
+                complete = "" if self.is_train else "; test sets must be complete"
+                raise BadDataError(f"{err}{complete} (DATASETS.STRICT is on)") from None
             self._unreadable[index] = 1
-            logger.warning("%s; using another image of the same identity (%d unreadable training file(s) "
-                           "so far; DATASETS.STRICT True makes this an error)", err, self.num_unreadable)
+            if self.is_train:
+                logger.warning("%s; using another image of the same identity (%d unreadable training file(s) "
+                               "so far; DATASETS.STRICT True makes this an error)", err, self.num_unreadable)
+            else:
+                logger.warning("%s; using a blank image in its place (DATASETS.STRICT True makes this an "
+                               "error)", err)
             return None
 
     def _read_train(self, index):
@@ -116,14 +123,8 @@ class ImageDataset(Dataset):
         return group[start + 1:] + group[:start]
 
     def _read_test(self, index):
-        if not self._unreadable[index]:
-            try:
-                return read_image(self.records[index].path, self.target_size, self.draft)
-            except BadImageError as err:
-                if self.strict:
-                    raise BadDataError(f"{err}; test sets must be complete (DATASETS.STRICT is on)") from None
-                self._unreadable[index] = 1
-                logger.warning("%s; using a blank image in its place (DATASETS.STRICT True makes this an "
-                               "error)", err)
+        image = self._try_read(index)
+        if image is not None:
+            return image
         height, width = self.target_size or (1, 1)
         return Image.new("RGB", (width, height))

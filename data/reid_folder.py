@@ -32,6 +32,8 @@ MAX_NAME_WARNINGS = 5
 GALLERY_CAMERA_BASE = 1 << 30
 # Identities and cameras become int64 tensors when a batch is collated.
 _LARGEST_NUMBER = 2 ** 63 - 1
+# Identity and camera of an image whose file name does not follow the dataset's pattern (folder_records).
+UNKNOWN_LABEL = -1
 
 
 class ImageRecord(NamedTuple):
@@ -192,3 +194,29 @@ def no_records_message(where, scan, pattern, pattern_key):
         return (f"none of the {len(scan.names)} images in {where} matches {pattern_key} = {pattern!r} "
                 f"(e.g. {scan.bad_names[0]})")
     return f"every image in {where} is junk (pid {JUNK_PID}); nothing to use ({pattern_key} = {pattern!r})"
+
+
+def folder_records(folder, pattern, pattern_key):
+    """Every image directly in ``folder``, sorted by name, labelled by ``pattern`` where it matches.
+
+    Unlike a dataset split, nothing is dropped: names the pattern does not
+    read, and junk images, keep their place with pid/camid -1 (UNKNOWN_LABEL)
+    or the junk pid, so that the features cover the whole folder.
+    """
+    if not os.path.isdir(folder):
+        raise UserError(f"--folder {folder}: no such directory")
+    regex = compile_pattern(pattern, pattern_key)
+    names = sorted(entry.name for entry in os.scandir(folder)
+                   if entry.is_file() and entry.name.lower().endswith(IMAGE_EXTENSIONS))
+    if not names:
+        raise UserError(f"--folder {folder}: no .jpg/.jpeg/.png images in it")
+    records = []
+    for position, name in enumerate(names):
+        match = regex.fullmatch(name)
+        pid, camid = label(match, position) if match else (UNKNOWN_LABEL, UNKNOWN_LABEL)
+        records.append(ImageRecord(os.path.join(folder, name), pid, camid, source=-1, domain=-1))
+    unlabelled = sum(r.pid == UNKNOWN_LABEL and r.camid == UNKNOWN_LABEL for r in records)
+    if unlabelled:
+        logger.info("%d of %d images in %s do not match %s; their pid and camid are %d",
+                    unlabelled, len(records), folder, pattern_key, UNKNOWN_LABEL)
+    return records

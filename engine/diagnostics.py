@@ -100,9 +100,9 @@ def _rank1(queries, query_pids, gallery, gallery_pids, excluded):
 class Diagnostics:
     """``diagnostics(model) -> dict`` of the numbers above; built once, before training."""
 
-    def __init__(self, cfg, data, precision, image_level=None):
+    def __init__(self, cfg, data, device_setup, image_level=None):
         started = time.time()
-        self.precision = precision
+        self.device_setup = device_setup
         self.image_level = image_level
         self.batch_size = cfg.TEST.IMS_PER_BATCH
         self.num_domains = data.num_domains
@@ -155,8 +155,8 @@ class Diagnostics:
     def _features(self, model, images):
         feats = []
         for chunk in images.split(self.batch_size):
-            with self.precision.autocast():
-                feats.append(model(self.precision.images(chunk)).float().cpu())
+            with self.device_setup.autocast():
+                feats.append(model(self.device_setup.images(chunk)).float().cpu())
         return torch.cat(feats)
 
     def __call__(self, model):

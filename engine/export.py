@@ -15,15 +15,15 @@ import torch.nn.functional as F
 import torchvision.transforms as T
 
 from data.dataset_presets import load_split
-from data.demo_data import render_image
+from data.demo import render_image
 from data.image_loading import read_image
 from data.transforms import input_size
 from modeling.deployment import DeployedReID
 from utils.errors import UserError
 
 from .evaluator import extract_batch_features, normalises_features
-from .runtime import Precision
-from .tester import build_test_model
+from .runtime import DeviceSetup
+from .tester import prepare_test
 
 logger = logging.getLogger("jifd.export")
 
@@ -32,6 +32,8 @@ FORMATS = ("onnx", "torchscript")
 TOLERANCE = 1e-4
 # The example batch that ONNX's exporter traces; 2, not 1, so that the batch dimension stays free.
 _EXAMPLE_BATCH = 2
+# Where the file is written and checked.
+_CPU_FP32 = DeviceSetup(device=torch.device("cpu"))
 
 
 def parity_images(cfg, count):
@@ -52,8 +54,7 @@ def parity_images(cfg, count):
 def reference_features(cfg, model, images):
     """The evaluator's features of ``images`` (RGB in [0, 1]) with ``model``, on the CPU in float32."""
     normalise = T.Normalize(mean=cfg.INPUT.PIXEL_MEAN, std=cfg.INPUT.PIXEL_STD)
-    feats = extract_batch_features(model.eval(), normalise(images), Precision(device=torch.device("cpu")),
-                                   flip=cfg.TEST.FLIP)
+    feats = extract_batch_features(model.eval(), normalise(images), _CPU_FP32, flip=cfg.TEST.FLIP)
     return F.normalize(feats, dim=1) if normalises_features(cfg) else feats
 
 
@@ -94,7 +95,7 @@ def export_model(cfg, fmt, out, num_images=8):
     """Write TEST.WEIGHT's test-time network to ``out`` as ``fmt``; returns (max abs difference, images, where)."""
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
-    model = build_test_model(cfg).cpu().float().eval()
+    model = prepare_test(cfg, with_data=False, device_setup=_CPU_FP32).model.float().eval()
     network = DeployedReID(model, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD, flip=cfg.TEST.FLIP,
                            l2_normalise=normalises_features(cfg)).eval()
     images, where = parity_images(cfg, num_images)

@@ -20,6 +20,8 @@ from config import ConfigError
 from layers.feature_disentangle_loss import FeatureDisentangleLoss
 from modeling.feature_disentangler import RedundantClassifier
 
+from .extensions import TrainingExtension
+
 logger = logging.getLogger("jifd.train.feature_level")
 
 
@@ -31,7 +33,7 @@ def _check_cfg(cfg):
             raise ConfigError(f"DISENTANGLE.FEATURE.{key} = {value} must be >= 0")
 
 
-class FeatureLevelExtension:
+class FeatureLevelExtension(TrainingExtension):
     """L_frec ("feat_rec"), L_kl ("feat_kl"), L_conf ("feat_conf") and C_red's step."""
 
     def __init__(self, cfg, num_classes, feat_dim, device):
@@ -75,9 +77,6 @@ class FeatureLevelExtension:
         self._redundant = None
         self._pids = None
 
-    def warm_up(self, loader, precision):
-        """Nothing to warm up: G and C_red learn from the first joint iteration."""
-
     def on_epoch_end(self, epoch, output_dir, batch):
         """Log and return C_red's training accuracy on G(f) over the epoch (None without L_conf)."""
         if not self._seen:
@@ -90,7 +89,6 @@ class FeatureLevelExtension:
         return accuracy
 
     def modules(self):
-        """The networks this extension trains (for DDP's gradient averaging)."""
         return [self.classifier]
 
     def state_dict(self):
@@ -99,7 +97,3 @@ class FeatureLevelExtension:
     def load_state_dict(self, state_dict):
         self.classifier.load_state_dict(state_dict["classifier"])
         self.optimizer.load_state_dict(state_dict["optimizer"])
-
-    def train(self, mode=True):
-        self.classifier.train(mode)
-        return self

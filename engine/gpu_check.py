@@ -41,17 +41,18 @@ from data.dataset_presets import domain_mode, get_preset
 from layers import make_loss
 from modeling import build_model
 from solver import make_center_optimizer, make_optimizer
-from utils.reid_metric import compute_distance_matrix, eval_func_with_minp, evaluate_features
+from utils.distances import compute_distance_matrix
+from utils.reid_metric import eval_func_with_minp, evaluate_features
 
 from .distributed import average_gradients_outside_ddp, wrap_model
 from .extensions import build_extensions
-from .runtime import Precision, resolve_precision
+from .runtime import DeviceSetup, resolve_device_setup
 from .train_step import TrainStep
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 # Every check: no ImageNet file, no swap pictures, no generator warm-up (nor its cache), and L_gen at its
 # full weight from the first step, so that the step measured is the whole step.
-_ALWAYS = ["MODEL.PRETRAIN_CHOICE", "none", "DISENTANGLE.IMAGE.VIS_PERIOD", 0, "DISENTANGLE.IMAGE.WARMUP_ITERS", 0,
+_ALWAYS = ["MODEL.PRETRAIN_CHOICE", "none", "DISENTANGLE.IMAGE.VIS_PERIOD", 0, "DISENTANGLE.IMAGE.WARMUP_ITERATIONS", 0,
            "DISENTANGLE.IMAGE.WARMUP_CACHE", "", "DISENTANGLE.IMAGE.GEN_RAMP_ITERS", 0]
 # The CPU's small size.
 _SMALL = ["MODEL.NAME", "resnet18", "INPUT.SIZE_TRAIN", [64, 64], "INPUT.SIZE_TEST", [64, 64],
@@ -136,15 +137,15 @@ class Parts:
     extensions: dict
 
 
-def build_parts(cfg, precision, num_classes, num_domains, total_iters, seed=0):
+def build_parts(cfg, device_setup, num_classes, num_domains, total_iters, seed=0):
     """The parts of a run of ``total_iters`` training iterations (the JIFD ramps' length)."""
     torch.manual_seed(seed)
-    model = precision.prepare_model(build_model(cfg, num_classes))
-    reid_loss = make_loss(cfg, num_classes).to(precision.device)
+    model = device_setup.prepare_model(build_model(cfg, num_classes))
+    reid_loss = make_loss(cfg, num_classes).to(device_setup.device)
     center_optimizer = make_center_optimizer(cfg, reid_loss.center_criterion) if reid_loss.center_criterion else None
     data = SimpleNamespace(num_classes=num_classes, num_domains=num_domains, train_records=[])
     return Parts(model, reid_loss, make_optimizer(cfg, model), center_optimizer,
-                 build_extensions(cfg, data, model, reid_loss, precision.device, total_iters))
+                 build_extensions(cfg, data, model, reid_loss, device_setup.device, total_iters))
 
 
 def trained_modules(parts):
@@ -160,15 +161,15 @@ def _flat_parameters(module):
     return torch.cat([param.detach().float().reshape(-1).cpu() for param in module.parameters() if param.requires_grad])
 
 
-def losses_of(parts, batch, precision, seed=0):
-    """The step's loss terms (floats) for ``batch`` under ``precision``, without updating anything."""
+def losses_of(parts, batch, device_setup, seed=0):
+    """The step's loss terms (floats) for ``batch`` under ``device_setup``, without updating anything."""
     torch.manual_seed(seed)
     parts.model.train()
     for extension in parts.extensions.values():
         extension.train()
-    batch = {key: value.to(precision.device) for key, value in batch.items()}
-    batch["images"] = precision.images(batch["images"])
-    with torch.no_grad(), precision.autocast():
+    batch = {key: value.to(device_setup.device) for key, value in batch.items()}
+    batch["images"] = device_setup.images(batch["images"])
+    with torch.no_grad(), device_setup.autocast():
         outputs = parts.model(batch["images"])
         losses = dict(parts.reid_loss(outputs, batch["pids"]))
         for extension in parts.extensions.values():
@@ -176,12 +177,12 @@ def losses_of(parts, batch, precision, seed=0):
     return {name: float(value) for name, value in losses.items()}
 
 
-def check_precision(report, cfg, precision, sizes, batch):
+def check_precision(report, cfg, device_setup, sizes, batch):
     """The low-precision loss against fp32's, same weights (copies of one model) and same batch."""
-    low = precision.dtype or torch.bfloat16
-    parts = build_parts(cfg, precision, *sizes, total_iters=1)
-    fp32 = losses_of(copy.deepcopy(parts), batch, Precision(precision.device, None, precision.channels_last))
-    reduced = losses_of(copy.deepcopy(parts), batch, Precision(precision.device, low, precision.channels_last))
+    low = device_setup.dtype or torch.bfloat16
+    parts = build_parts(cfg, device_setup, *sizes, total_iters=1)
+    fp32 = losses_of(copy.deepcopy(parts), batch, DeviceSetup(device_setup.device, None, device_setup.channels_last))
+    reduced = losses_of(copy.deepcopy(parts), batch, DeviceSetup(device_setup.device, low, device_setup.channels_last))
     reference, value = sum(fp32.values()), sum(reduced.values())
     relative = abs(value - reference) / max(abs(reference), 1e-12)
     name = str(low).replace("torch.", "")
@@ -199,11 +200,11 @@ def _peak_memory_mb(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def check_training(report, cfg, precision, sizes, batch, iterations):
+def check_training(report, cfg, device_setup, sizes, batch, iterations):
     """``iterations`` steps of the trainer's step on ``batch``: speed, memory, finite losses, every optimiser moved."""
-    device = precision.device
-    parts = build_parts(cfg, precision, *sizes, total_iters=iterations + 1)
-    step = TrainStep(parts.model, parts.reid_loss, parts.optimizer, parts.center_optimizer, precision,
+    device = device_setup.device
+    parts = build_parts(cfg, device_setup, *sizes, total_iters=iterations + 1)
+    step = TrainStep(parts.model, parts.reid_loss, parts.optimizer, parts.center_optimizer, device_setup,
                      parts.extensions.values(), center_loss_weight=cfg.SOLVER.CENTER_LOSS_WEIGHT)
     modules = trained_modules(parts)
     before = {name: _flat_parameters(module) for name, module in modules.items()}
@@ -283,10 +284,10 @@ def _two_process_worker(local_rank, config_path, device_type, iterations, result
         # Two processes share the cores.
         torch.set_num_threads(max(1, torch.get_num_threads() // 2))
     cfg = check_cfg(config_path, device_type)
-    precision = resolve_precision(cfg, device)
+    device_setup = resolve_device_setup(cfg, device)
     sizes = _sizes(cfg)
-    parts = build_parts(cfg, precision, *sizes, total_iters=iterations)
-    step = TrainStep(wrap_model(parts.model), parts.reid_loss, parts.optimizer, parts.center_optimizer, precision,
+    parts = build_parts(cfg, device_setup, *sizes, total_iters=iterations)
+    step = TrainStep(wrap_model(parts.model), parts.reid_loss, parts.optimizer, parts.center_optimizer, device_setup,
                      parts.extensions.values(), center_loss_weight=cfg.SOLVER.CENTER_LOSS_WEIGHT)
     average_gradients_outside_ddp([module for name, module in trained_modules(parts).items() if name != "model"])
     batches = [generated_batch(cfg, *sizes, seed=1 + idist.get_rank() + 2 * index) for index in range(iterations)]
@@ -350,18 +351,18 @@ def run_checks(config_paths, iterations=None, two_processes=True, cpu=False, out
 
     for path in config_paths:
         cfg = check_cfg(path, device.type)
-        precision = resolve_precision(cfg, device)
+        device_setup = resolve_device_setup(cfg, device)
         sizes = _sizes(cfg)
         levels = [name for name, on in (("image", cfg.DISENTANGLE.IMAGE.ENABLED),
                                          ("feature", cfg.DISENTANGLE.FEATURE.ENABLED)) if on]
         out(f"{os.path.relpath(path)}: {cfg.MODEL.NAME} {cfg.INPUT.SIZE_TRAIN[0]}x{cfg.INPUT.SIZE_TRAIN[1]}, batch "
             f"{cfg.SOLVER.IMS_PER_BATCH}, {sizes[0]} identities, JIFD levels: {', '.join(levels) or 'none'}; "
-            f"training in {str(precision.dtype or 'fp32').replace('torch.', '')}, channels_last "
-            f"{precision.channels_last}")
+            f"training in {str(device_setup.dtype or 'fp32').replace('torch.', '')}, channels_last "
+            f"{device_setup.channels_last}")
         batch = generated_batch(cfg, *sizes)
-        check_training(report, cfg, precision, sizes, batch, iterations)
+        check_training(report, cfg, device_setup, sizes, batch, iterations)
         show(report.checks[-1])
-        check_precision(report, cfg, precision, sizes, batch)
+        check_precision(report, cfg, device_setup, sizes, batch)
         show(report.checks[-1])
         if cuda:
             torch.cuda.empty_cache()

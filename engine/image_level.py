@@ -18,13 +18,12 @@ Per joint iteration:
 The adversarial term on c (confusion of C_adv, or DAL's gradient reversal)
 grows over the whole run by DANN's ramp.
 
-DISENTANGLE.IMAGE.WARMUP_ITERS first trains the disentangler alone: from
+DISENTANGLE.IMAGE.WARMUP_ITERATIONS first trains the disentangler alone: from
 random weights Dec's swaps are noise for a few hundred iterations.
 """
 import logging
 import math
 import os
-import time
 
 import torch
 import torch.nn.functional as F
@@ -40,11 +39,10 @@ from modeling.image_disentangler import ImageDisentangler
 from modeling.reid_teacher import ReIDTeacher
 from modeling.weight_loading import load_reid_weights
 
-from .distributed import all_processes_finite
-from .runtime import derived_seed, seed_epoch
-from .swap_pictures import pick_grid_sources, render_swap_grid, training_grid_sources, unit_images
-from .train_step import NonFiniteLossError
-from .warmup_cache import load_warmup, save_warmup
+from .extensions import TrainingExtension
+from .generator_warmup import warm_up_generator
+from .runtime import derived_seed
+from .visualization import pick_grid_sources, read_image_tensors, render_swap_grid, training_grid_sources
 
 logger = logging.getLogger("jifd.train.image_level")
 
@@ -56,7 +54,7 @@ _GRID_SOURCES = 6
 
 def _check_cfg(cfg):
     image_cfg = cfg.DISENTANGLE.IMAGE
-    for key in _WEIGHT_KEYS + ("LR", "GRL_LAMBDA", "WARMUP_ITERS", "GEN_RAMP_ITERS", "ADV_HIDDEN_DIM"):
+    for key in _WEIGHT_KEYS + ("LR", "GRL_LAMBDA", "WARMUP_ITERATIONS", "GEN_RAMP_ITERS", "ADV_HIDDEN_DIM"):
         if image_cfg[key] < 0:
             raise ConfigError(f"DISENTANGLE.IMAGE.{key} = {image_cfg[key]} must be >= 0")
     if not 0 < image_cfg.GEN_FRACTION <= 1:
@@ -121,16 +119,38 @@ def _build_teacher(cfg, model):
     return ReIDTeacher(model, momentum=image_cfg.TEACHER_MOMENTUM)
 
 
-class ImageLevelExtension:
+class ImageLevelExtension(TrainingExtension):
     """Image-level terms ("img_rec", "img_cyc", "img_code", "img_dom", "img_adv", "img_mi", "img_gan",
     "img_id", "gen_id", "gen_triplet"), the disentangler's Adam, T's and D's steps, the teacher."""
 
     def __init__(self, cfg, num_domains, device, model, reid_loss, total_iters, train_records=()):
         _check_cfg(cfg)
         image_cfg = cfg.DISENTANGLE.IMAGE
-        self.seed = cfg.SOLVER.SEED
-        # Its own random stream: the disentangler starts from the same weights whatever was built before
-        # it, so that the +image and full ablation rows of one seed can share one generator warm-up.
+        self.cfg, self.seed, self.model = cfg, cfg.SOLVER.SEED, model
+        self._build_networks(cfg, num_domains, device)
+        self.criterion = ImageDisentangleLoss(
+            w_rec=image_cfg.W_REC, w_cyc=image_cfg.W_CYC, w_code=image_cfg.W_CODE, w_dom=image_cfg.W_DOM,
+            w_adv=image_cfg.W_ADV, w_mi=image_cfg.W_MI, w_gan=image_cfg.W_GAN, adversary=image_cfg.ADVERSARY)
+        self.swap_loss = SwapReIDLoss(reid_loss.id_criterion, reid_loss.triplet_criterion,
+                                      joint_triplet=image_cfg.GEN_JOINT_TRIPLET)
+        self.teacher = _build_teacher(cfg, model) if (image_cfg.W_GEN or image_cfg.W_GEN_ID) else None
+        self._read_settings(image_cfg)
+        self.total_steps = max(1, self.warmup_iters + total_iters)
+        self.steps_done = 0
+        self.joint_steps = 0
+        self.grid_paths = training_grid_sources(train_records, _GRID_SOURCES) if self.vis_period else []
+        # Read now, so that a broken file is found before training, not after an epoch.
+        self.grid_images = read_image_tensors(self.grid_paths, self.disentangler.size) if self.grid_paths else None
+        self._build_optimizers(image_cfg)
+        self._has_terms = False
+        self._kept_codes = None
+        self._kept_images = None
+
+    def _build_networks(self, cfg, num_domains, device):
+        """The disentangler, and D when W_GAN is set, from a random stream of their own: they start from the
+        same weights whatever was built before them, so that the +image and full ablation rows of one seed
+        can share one generator warm-up."""
+        image_cfg = cfg.DISENTANGLE.IMAGE
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derived_seed(self.seed, "image_level"))
             self.disentangler = ImageDisentangler(cfg, num_domains).to(device)
@@ -139,13 +159,8 @@ class ImageLevelExtension:
         self.channels_last = device.type == "cuda" and bool(cfg.SOLVER.CHANNELS_LAST)
         if self.channels_last:
             self.disentangler.to(memory_format=torch.channels_last)
-        self.criterion = ImageDisentangleLoss(
-            w_rec=image_cfg.W_REC, w_cyc=image_cfg.W_CYC, w_code=image_cfg.W_CODE, w_dom=image_cfg.W_DOM,
-            w_adv=image_cfg.W_ADV, w_mi=image_cfg.W_MI, w_gan=image_cfg.W_GAN, adversary=image_cfg.ADVERSARY)
-        self.swap_loss = SwapReIDLoss(reid_loss.id_criterion, reid_loss.triplet_criterion,
-                                      joint_triplet=image_cfg.GEN_JOINT_TRIPLET)
-        self.model = model
-        self.teacher = _build_teacher(cfg, model) if (image_cfg.W_GEN or image_cfg.W_GEN_ID) else None
+
+    def _read_settings(self, image_cfg):
         self.teacher_input = image_cfg.TEACHER_INPUT
         self.freeze_swap_statistics = image_cfg.SWAP_BN_STATS == "frozen"
         self.swap_onto_real = image_cfg.SWAP_IMAGE == "onto_real"
@@ -155,27 +170,20 @@ class ImageLevelExtension:
         self.grl_lambda = image_cfg.GRL_LAMBDA
         self.adv_ramp = image_cfg.ADV_RAMP
         self.vis_period = image_cfg.VIS_PERIOD
-        self.warmup_iters = image_cfg.WARMUP_ITERS
+        self.warmup_iters = image_cfg.WARMUP_ITERATIONS
         self.warmup_cache = image_cfg.WARMUP_CACHE
-        self.cfg = cfg
-        self.total_steps = max(1, self.warmup_iters + total_iters)
-        self.steps_done = 0
-        self.joint_steps = 0
-        self.grid_paths = training_grid_sources(train_records, _GRID_SOURCES) if self.vis_period else []
-        # Read now, so that a broken file is found before training, not after an epoch.
-        self.grid_images = unit_images(self.grid_paths, self.disentangler.size) if self.grid_paths else None
+
+    def _build_optimizers(self, image_cfg):
+        """The disentangler's Adam (all but T, and but C_adv in confusion mode), T's, C_adv's and D's."""
+        def adam(parameters):
+            return torch.optim.Adam(parameters, lr=image_cfg.LR, betas=_BETAS)
+
         confusion = image_cfg.ADVERSARY == "confusion"
-        self.optimizer = torch.optim.Adam(
-            self.disentangler.generator_parameters(with_adversary=not confusion), lr=image_cfg.LR, betas=_BETAS)
-        self.mine_optimizer = torch.optim.Adam(
-            self.disentangler.statistics_net.parameters(), lr=image_cfg.LR, betas=_BETAS)
-        self.adversary_optimizer = (torch.optim.Adam(self.disentangler.adversarial_classifier.parameters(),
-                                                     lr=image_cfg.LR, betas=_BETAS) if confusion else None)
-        self.discriminator_optimizer = (torch.optim.Adam(self.discriminator.parameters(), lr=image_cfg.LR,
-                                                         betas=_BETAS) if self.discriminator else None)
-        self._has_terms = False
-        self._kept_codes = None
-        self._kept_images = None
+        net = self.disentangler
+        self.optimizer = adam(net.generator_parameters(with_adversary=not confusion))
+        self.mine_optimizer = adam(net.statistics_net.parameters())
+        self.adversary_optimizer = adam(net.adversarial_classifier.parameters()) if confusion else None
+        self.discriminator_optimizer = adam(self.discriminator.parameters()) if self.discriminator else None
 
     # ------------------------------------------------------------------ per step
     def _set_adversary_scale(self):
@@ -183,7 +191,7 @@ class ImageLevelExtension:
         progress = self.steps_done / self.total_steps
         self.criterion.adversary_scale = dann_ramp(progress, maximum) if self.adv_ramp else maximum
 
-    def _disentangle(self, images, domains, need_swapped):
+    def disentangle(self, images, domains, need_swapped):
         """The disentangler's own terms on a re-ID batch; keeps what T's and D's steps need."""
         self._has_terms = self.criterion.active(need_swapped=need_swapped)
         if not self._has_terms:
@@ -217,7 +225,7 @@ class ImageLevelExtension:
 
     def compute_losses(self, batch, outputs, model, reid_loss):
         w_gen, w_gen_id = self.gen_weights()
-        losses, result = self._disentangle(batch["images"], batch["domains"], need_swapped=bool(w_gen or w_gen_id))
+        losses, result = self.disentangle(batch["images"], batch["domains"], need_swapped=bool(w_gen or w_gen_id))
         if not (w_gen or w_gen_id):
             losses.update(self._ramped_off_terms(reid_loss))
             return losses
@@ -296,55 +304,12 @@ class ImageLevelExtension:
         loss.backward()
         self.discriminator_optimizer.step()
 
-    # ------------------------------------------------------------------ generator warm-up
-    def warm_up(self, loader, precision):
-        """WARMUP_ITERS steps of the disentangler alone, on the training batches; the re-ID model waits.
-
-        Seeded from SOLVER.SEED alone, so that two runs of one seed warm up alike;
-        with WARMUP_CACHE, a warm-up of the same configuration is read instead of run.
-        """
-        if not self.warmup_iters:
-            return
-        if self.warmup_cache and load_warmup(self.warmup_cache, self.cfg, self):
-            logger.info("generator warm-up read from %s", self.warmup_cache)
-            return
-        if not self.criterion.active():
-            logger.warning("DISENTANGLE.IMAGE.WARMUP_ITERS = %d, but no disentangler term has a "
-                           "weight: nothing to warm up", self.warmup_iters)
-            return
-        seed_epoch(self.seed, 0)
-        started = time.time()
-        scaler = precision.grad_scaler()
-        self.train()
-        done = 0
-        while done < self.warmup_iters:
-            for batch in loader:
-                self.zero_grad()
-                with precision.autocast():
-                    losses, _ = self._disentangle(precision.images(batch["images"]),
-                                                  batch["domains"].to(precision.device), need_swapped=False)
-                # As in the joint step: under DDP every process stops together.
-                if not all_processes_finite(torch.stack([value.detach().float() for value in losses.values()])):
-                    raise NonFiniteLossError(
-                        f"a loss term is not finite at generator warm-up iteration {done + 1}: "
-                        + ", ".join(f"{name} {value.item():.4g}" for name, value in losses.items())
-                        + "; lower DISENTANGLE.IMAGE.LR or try SOLVER.AMP off.")
-                scaler.scale(sum(losses.values())).backward()
-                self.step(scaler, joint=False)
-                scaler.update()
-                done += 1
-                if done % 100 == 0 or done == self.warmup_iters:
-                    logger.info("generator warm-up %d/%d: %s (%.0f s)", done, self.warmup_iters,
-                                ", ".join(f"{name} {value.item():.4f}" for name, value in losses.items()),
-                                time.time() - started)
-                if done == self.warmup_iters:
-                    break
-        if self.warmup_cache:
-            save_warmup(self.warmup_cache, self.cfg, self)
+    def warm_up(self, loader, device_setup):
+        """WARMUP_ITERATIONS steps of the disentangler alone (engine.generator_warmup)."""
+        warm_up_generator(self, loader, device_setup)
 
     # ------------------------------------------------------------------ state
     def modules(self):
-        """The networks this extension trains (for DDP's gradient averaging)."""
         return [module for module in (self.disentangler, self.discriminator) if module is not None]
 
     def generator_state(self):
@@ -383,8 +348,7 @@ class ImageLevelExtension:
             self.teacher.load_state_dict(state_dict["teacher"])
 
     def train(self, mode=True):
-        for module in self.modules():
-            module.train(mode)
+        super().train(mode)
         if self.teacher is not None:
             self.teacher.train(mode)
         return self
@@ -399,7 +363,7 @@ class ImageLevelExtension:
             return None
         device = self.disentangler.pixel_mean.device
         if self.grid_images is not None:
-            x = self.disentangler.from_unit(self.grid_images.to(device))
+            x = self.disentangler.from_image_tensor(self.grid_images.to(device))
         else:
             picked = pick_grid_sources(batch["pids"], batch["domains"], _GRID_SOURCES)
             x = self.disentangler.from_reid(batch["images"][picked].to(device).float())

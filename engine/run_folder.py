@@ -30,6 +30,7 @@ import ignite.distributed as idist
 import yaml
 
 from config.loader import flatten_keys
+from config.renamed_keys import new_name
 from solver import make_optimizer
 from utils.atomic_io import atomic_write_text
 from utils.errors import UserError
@@ -46,13 +47,13 @@ CONFIG_NAME = "config.yaml"
 # configured values over the restored ones.
 APPLIED_OVER_CHECKPOINT = ("SOLVER.BASE_LR", "SOLVER.BIAS_LR_FACTOR", "SOLVER.WEIGHT_DECAY", "SOLVER.WEIGHT_DECAY_BIAS",
                            "SOLVER.MOMENTUM", "SOLVER.STEPS", "SOLVER.GAMMA", "SOLVER.WARMUP_FACTOR",
-                           "SOLVER.WARMUP_ITERS", "SOLVER.WARMUP_METHOD", "SOLVER.CENTER_LR")
+                           "SOLVER.WARMUP_EPOCHS", "SOLVER.WARMUP_METHOD", "SOLVER.CENTER_LR")
 # Keys a resume cannot change, and why.
 FIXED_BY_CHECKPOINT = {
     "SOLVER.OPTIMIZER_NAME": "the checkpoint holds the state of the run's optimiser",
     "DISENTANGLE.IMAGE.LR": "the image level's optimisers in the checkpoint hold its learning rate",
     "DISENTANGLE.FEATURE.CLASSIFIER_LR": "C_red's optimiser in the checkpoint holds its learning rate",
-    "DISENTANGLE.IMAGE.WARMUP_ITERS": "the generator warm-up ran before the first epoch and is not repeated",
+    "DISENTANGLE.IMAGE.WARMUP_ITERATIONS": "the generator warm-up ran before the first epoch and is not repeated",
 }
 # Keys that say where a run is, not how it trains.
 _NOT_COMPARED = ("OUTPUT_DIR",)
@@ -204,7 +205,8 @@ def output_dir_for_resume(cfg, resume, output_dir_given):
 # What a resume changes
 # -----------------------------------------------------------------------------
 def _flatten(node):
-    return {key: value for key, value in flatten_keys(node) if key not in _NOT_COMPARED}
+    """{key: value}, keys under their current names (a run written before a key was renamed compares alike)."""
+    return {new_name(key): value for key, value in flatten_keys(node) if key not in _NOT_COMPARED}
 
 
 def config_changes(folder, cfg):
@@ -317,7 +319,7 @@ def _apply_solver_config(cfg, to_load):
     scheduler.milestones = list(solver.STEPS)
     scheduler.gamma = solver.GAMMA
     scheduler.warmup_factor = solver.WARMUP_FACTOR
-    scheduler.warmup_iters = solver.WARMUP_ITERS
+    scheduler.warmup_iters = solver.WARMUP_EPOCHS
     scheduler.warmup_method = solver.WARMUP_METHOD
     for group, lr in zip(optimizer.param_groups, scheduler.lrs_at(scheduler.last_epoch)):
         group["lr"] = lr

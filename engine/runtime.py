@@ -24,8 +24,8 @@ def resolve_device(name):
 
 
 @dataclass(frozen=True)
-class Precision:
-    """How a step runs on its device: autocast dtype (None = fp32) and memory format."""
+class DeviceSetup:
+    """Where and how a step computes: its device, the autocast dtype (None = fp32) and the memory format."""
 
     device: torch.device
     dtype: torch.dtype = None
@@ -54,7 +54,7 @@ class Precision:
         return model
 
 
-def resolve_precision(cfg, device):
+def resolve_device_setup(cfg, device):
     """SOLVER.AMP 'auto' means fp16 on CUDA and fp32 on CPU, where autocast only slows down."""
     amp = cfg.SOLVER.AMP
     if amp == "auto":
@@ -63,7 +63,7 @@ def resolve_precision(cfg, device):
     if dtype is torch.float16 and device.type != "cuda":
         raise UserError("SOLVER.AMP = 'fp16' needs CUDA; on CPU use 'bf16' or 'off'")
     channels_last = bool(cfg.SOLVER.CHANNELS_LAST) and device.type == "cuda"
-    return Precision(device=device, dtype=dtype, channels_last=channels_last)
+    return DeviceSetup(device=device, dtype=dtype, channels_last=channels_last)
 
 
 def seed_everything(seed):

@@ -9,7 +9,7 @@ here because ignite lacks them: RunningAverage must be given each term's
 name when it is attached, and the terms depend on which JIFD parts are on,
 so they are attached when the first output names them (with everything that
 reads them, in that order); and evaluation numbers come from a call at the
-end of some epochs, not from an engine's state, so Reporter.log_evaluation
+end of some epochs, not from an engine's state, so TensorBoardWriter.log_evaluation
 writes them (nested dicts flattened into tags; the validation set's numbers
 and the diagnostics under their own names).
 """
@@ -52,7 +52,7 @@ def flatten_numbers(values, prefix):
     return flat
 
 
-class Reporter:
+class TensorBoardWriter:
     """The run's TensorBoard writer (None without tensorboard): ignite's handlers for training scalars,
     ``log_evaluation`` for the numbers of an evaluation."""
 
@@ -107,9 +107,9 @@ def _log_exact_losses(engine):
 
 def attach_training_logs(trainer, cfg, optimizer, output_dir, main_process=True):
     """Running averages on every process (they average over processes); on the main one the
-    progress bar, log lines and TensorBoard. Returns the Reporter, or None off the main process."""
+    progress bar, log lines and TensorBoard. Returns the TensorBoardWriter, or None off the main process."""
     log_period = max(1, cfg.SOLVER.LOG_PERIOD)
-    reporter = Reporter(output_dir) if main_process else None
+    writer = TensorBoardWriter(output_dir) if main_process else None
     terms = []
 
     def log_iteration(engine):
@@ -135,7 +135,7 @@ def attach_training_logs(trainer, cfg, optimizer, output_dir, main_process=True)
 
             ProgressBar(persist=False).attach(engine, metric_names=list(HEADLINE))
         engine.add_event_handler(Events.ITERATION_COMPLETED(every=log_period), log_iteration)
-        reporter.attach_training(engine, optimizer, log_period)
+        writer.attach_training(engine, optimizer, log_period)
 
     trainer.add_event_handler(Events.ITERATION_COMPLETED, attach_on_first_output)
     if not main_process:
@@ -155,5 +155,5 @@ def attach_training_logs(trainer, cfg, optimizer, output_dir, main_process=True)
         logger.info("Epoch %d done in %.1f s (%.1f images/s): %s", engine.state.epoch, seconds, images / seconds,
                     headline)
 
-    trainer.add_event_handler(Events.COMPLETED, lambda engine: reporter.close())
-    return reporter
+    trainer.add_event_handler(Events.COMPLETED, lambda engine: writer.close())
+    return writer

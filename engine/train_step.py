@@ -20,16 +20,16 @@ class TrainStep:
     backbone sees one combined gradient per iteration.
     """
 
-    def __init__(self, model, reid_loss, optimizer, center_optimizer, precision, extensions=(),
+    def __init__(self, model, reid_loss, optimizer, center_optimizer, device_setup, extensions=(),
                  center_loss_weight=1.0):
         self.model = model
         self.reid_loss = reid_loss
         self.optimizer = optimizer
         self.center_optimizer = center_optimizer
-        self.precision = precision
+        self.device_setup = device_setup
         self.extensions = list(extensions)
         self.center_loss_weight = center_loss_weight
-        self.scaler = precision.grad_scaler()
+        self.scaler = device_setup.grad_scaler()
 
     def _optimizers(self):
         return [opt for opt in (self.optimizer, self.center_optimizer) if opt is not None]
@@ -39,15 +39,15 @@ class TrainStep:
         for extension in self.extensions:
             extension.train()
         batch = dict(batch)
-        batch["images"] = self.precision.images(batch["images"])
+        batch["images"] = self.device_setup.images(batch["images"])
         for key in ("pids", "camids", "domains"):
-            batch[key] = batch[key].to(self.precision.device, non_blocking=True)
+            batch[key] = batch[key].to(self.device_setup.device, non_blocking=True)
         for optimizer in self._optimizers():
             optimizer.zero_grad(set_to_none=True)
         for extension in self.extensions:
             extension.zero_grad()
 
-        with self.precision.autocast():
+        with self.device_setup.autocast():
             outputs = self.model(batch["images"], batch["domains"])
             losses = OrderedDict(self.reid_loss(outputs, batch["pids"]))
             for extension in self.extensions:

@@ -1,8 +1,9 @@
-"""The training run: builds every part from the config and drives it with ignite."""
+"""The training run: build every part from the config, attach ignite's handlers, run."""
 import logging
 import os
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import ignite.distributed as idist
 import torch
@@ -14,7 +15,8 @@ from modeling import build_model
 from solver import WarmupMultiStepLR, make_center_optimizer, make_optimizer
 from utils.atomic_io import atomic_torch_save
 from utils.errors import UserError
-from utils.metrics_report import format_metrics_table, plot_cmc, write_metrics_json
+from utils.metrics_report import format_metrics_table, write_metrics_json
+from utils.visualization import plot_cmc
 
 from .checkpointing import make_checkpoint_handler
 from .diagnostics import Diagnostics, format_diagnostics
@@ -23,14 +25,14 @@ from .distributed import (average_gradients_outside_ddp, broadcast_buffers, is_m
 from .evaluator import evaluate
 from .extensions import build_extensions
 from .run_folder import RunFolder, hold_run_folder, output_dir_for_resume
-from .runtime import resolve_device, resolve_precision, seed_epoch, seed_everything
+from .runtime import resolve_device, resolve_device_setup, seed_epoch, seed_everything
 from .train_logging import attach_training_logs
 from .train_step import NonFiniteLossError, TrainStep
 
 logger = logging.getLogger("jifd.train")
 
 
-class EpochData:
+class LazyTrainLoader:
     """The train loader, seen lazily: each epoch's iterator starts only after the
     sampler has been told the epoch, so every epoch's batches depend on the seed
     and the epoch alone, and a resumed run sees the same batches."""
@@ -43,6 +45,25 @@ class EpochData:
 
     def __iter__(self):
         yield from self.loader
+
+
+@dataclass
+class Training:
+    """Every part of one training run (build_training)."""
+
+    cfg: object
+    data: object
+    device_setup: object
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    extensions: OrderedDict
+    diagnostics: object
+    step: TrainStep
+    trainer: Engine
+    to_save: OrderedDict
+    max_epochs: int
+    epoch_length: int
 
 
 def _is_due(epoch, period, max_epochs):
@@ -70,41 +91,42 @@ def do_train(cfg, resume=""):
     if resume:
         output_dir_for_resume(cfg, resume, output_dir_given=True)
     with hold_run_folder(cfg.OUTPUT_DIR):
-        return _train(cfg, resume)
+        run_folder = RunFolder(cfg, resume)
+        training = build_training(cfg)
+        if resume:
+            _resume(training, run_folder)
+        _start(training, resumed=bool(resume))
+        return run_training(training)
 
 
-def _train(cfg, resume):
-    output_dir = cfg.OUTPUT_DIR
-    main_process = is_main_process()
-    run_folder = RunFolder(cfg, resume)
+def build_training(cfg):
+    """The data, model, losses, optimisers, schedule, JIFD extensions, diagnostics, step and ignite engine."""
     device = process_device(resolve_device(cfg.MODEL.DEVICE))
-    precision = resolve_precision(cfg, device)
+    device_setup = resolve_device_setup(cfg, device)
     logger.info("torch %s on %s, autocast %s, channels_last %s, %d process(es)", torch.__version__, device,
-                precision.dtype, precision.channels_last, idist.get_world_size())
+                device_setup.dtype, device_setup.channels_last, idist.get_world_size())
     seed_everything(cfg.SOLVER.SEED)
 
     data = make_data_loaders(cfg)
-    model = precision.prepare_model(build_model(cfg, data.num_classes))
+    model = device_setup.prepare_model(build_model(cfg, data.num_classes))
     reid_loss = make_loss(cfg, data.num_classes).to(device)
     optimizer = make_optimizer(cfg, model)
     center_optimizer = None
     if reid_loss.center_criterion is not None:
         center_optimizer = make_center_optimizer(cfg, reid_loss.center_criterion)
     scheduler = WarmupMultiStepLR(optimizer, cfg.SOLVER.STEPS, cfg.SOLVER.GAMMA, cfg.SOLVER.WARMUP_FACTOR,
-                                  cfg.SOLVER.WARMUP_ITERS, cfg.SOLVER.WARMUP_METHOD)
+                                  cfg.SOLVER.WARMUP_EPOCHS, cfg.SOLVER.WARMUP_METHOD)
     max_epochs = cfg.SOLVER.MAX_EPOCHS
     epoch_length = cfg.SOLVER.ITERS_PER_EPOCH or len(data.train_loader)
     extensions = build_extensions(cfg, data, model, reid_loss, device, total_iters=max_epochs * epoch_length)
-    diagnostics = (Diagnostics(cfg, data, precision, extensions.get("image_level"))
-                   if cfg.SOLVER.DIAGNOSTICS and main_process else None)
+    diagnostics = (Diagnostics(cfg, data, device_setup, extensions.get("image_level"))
+                   if cfg.SOLVER.DIAGNOSTICS and is_main_process() else None)
 
-    step = TrainStep(model, reid_loss, optimizer, center_optimizer, precision, extensions.values(),
+    step = TrainStep(model, reid_loss, optimizer, center_optimizer, device_setup, extensions.values(),
                      center_loss_weight=cfg.SOLVER.CENTER_LOSS_WEIGHT)
     trainer = Engine(step)
     # ignite logs an exception before re-raising it, and the entry point reports it already.
     trainer.logger.setLevel(logging.CRITICAL)
-    epoch_data = EpochData(data.train_loader)
-
     to_save = OrderedDict(model=model, optimizer=optimizer, scheduler=scheduler, trainer=trainer,
                           reid_loss=reid_loss)
     if center_optimizer is not None:
@@ -112,73 +134,102 @@ def _train(cfg, resume):
     if step.scaler.is_enabled():
         to_save["grad_scaler"] = step.scaler
     to_save.update(extensions)
-    if resume:
-        path = run_folder.restore(to_save)
-        _check_resumable(trainer, path, max_epochs, epoch_length)
-        run_folder.accept(to_save)
-        logger.info("resumed from %s at epoch %d", path, trainer.state.epoch)
-    # After restoring, so that DDP starts every process from the same weights.
-    step.model = wrap_model(model)
-    average_gradients_outside_ddp([reid_loss] + [module for extension in extensions.values()
-                                                 for module in extension.modules()])
-    if not resume:
-        # A resumed run restored its extensions' warmed-up state with the checkpoint.
-        for extension in extensions.values():
-            extension.warm_up(data.train_loader, precision)
+    return Training(cfg, data, device_setup, model, optimizer, scheduler, extensions, diagnostics, step, trainer,
+                    to_save, max_epochs, epoch_length)
+
+
+def _resume(training, run_folder):
+    path = run_folder.restore(training.to_save)
+    _check_resumable(training.trainer, path, training.max_epochs, training.epoch_length)
+    run_folder.accept(training.to_save)
+    logger.info("resumed from %s at epoch %d", path, training.trainer.state.epoch)
+
+
+def _start(training, resumed):
+    """Wrap the model for DDP (after a restore, so that every process starts from the same weights), and warm
+    the extensions up in a fresh run (a resumed run restored their warmed-up state with the checkpoint)."""
+    training.step.model = wrap_model(training.model)
+    average_gradients_outside_ddp([training.step.reid_loss] + [module for extension in training.extensions.values()
+                                                               for module in extension.modules()])
+    if not resumed:
+        for extension in training.extensions.values():
+            extension.warm_up(training.data.train_loader, training.device_setup)
+
+
+def _evaluate_epoch(training, epoch):
+    """The metrics of the target (and of DATASETS.VALIDATION, and the diagnostics) after ``epoch``, logged."""
+    cfg, model, data = training.cfg, training.model, training.data
+    started = time.time()
+    broadcast_buffers(model)
+    metrics = evaluate(cfg, model, data, training.device_setup)
+    logger.info("%s\n(evaluated in %.1f s)",
+                format_metrics_table(metrics, f"Epoch {epoch}: {cfg.DATASETS.TARGET} query/gallery"),
+                time.time() - started)
+    if data.validation is not None:
+        metrics["validation"] = evaluate(cfg, model, data.validation, training.device_setup)
+        logger.info("%s", format_metrics_table(
+            metrics["validation"], f"Epoch {epoch}: validation, {cfg.DATASETS.VALIDATION} query/gallery"))
+    if training.diagnostics is not None:
+        metrics["diagnostics"] = training.diagnostics(model)
+        logger.info("Epoch %d diagnostics: %s", epoch, format_diagnostics(metrics["diagnostics"]))
+    return metrics
+
+
+def attach_handlers(training, last_metrics):
+    """Per-epoch seeding and schedule, the logs, checkpoints, the extensions' epoch ends and evaluations, the
+    latter's metrics kept in ``last_metrics``; returns the checkpoint handler."""
+    cfg, trainer, data = training.cfg, training.trainer, training.data
+    main_process = is_main_process()
+    epoch_loader = LazyTrainLoader(data.train_loader)
 
     @trainer.on(Events.EPOCH_STARTED)
     def start_epoch(engine):
         seed_epoch(cfg.SOLVER.SEED, engine.state.epoch, idist.get_rank())
         if hasattr(data.train_sampler, "set_epoch"):
             data.train_sampler.set_epoch(engine.state.epoch)
-        engine.set_data(epoch_data)
+        engine.set_data(epoch_loader)
 
     @trainer.on(Events.EPOCH_COMPLETED)
     def step_schedule(engine):
-        scheduler.step()
+        training.scheduler.step()
 
-    reporter = attach_training_logs(trainer, cfg, optimizer, output_dir, main_process)
-
-    checkpointer = make_checkpoint_handler(output_dir, to_save, trainer)
-    last_metrics = {}
+    writer = attach_training_logs(trainer, cfg, training.optimizer, cfg.OUTPUT_DIR, main_process)
+    checkpointer = make_checkpoint_handler(cfg.OUTPUT_DIR, training.to_save, trainer)
 
     @trainer.on(Events.EPOCH_COMPLETED)
     def save_and_evaluate(engine):
         epoch = engine.state.epoch
-        if _is_due(epoch, cfg.SOLVER.CHECKPOINT_PERIOD, max_epochs):
+        if _is_due(epoch, cfg.SOLVER.CHECKPOINT_PERIOD, training.max_epochs):
             checkpointer(engine)
         if main_process:
-            for extension in extensions.values():
-                extension.on_epoch_end(epoch, output_dir, engine.state.batch)
-        if _is_due(epoch, cfg.SOLVER.EVAL_PERIOD, max_epochs):
-            started = time.time()
-            broadcast_buffers(model)
-            metrics = evaluate(cfg, model, data, precision)
-            logger.info("%s\n(evaluated in %.1f s)",
-                        format_metrics_table(metrics, f"Epoch {epoch}: {cfg.DATASETS.TARGET} query/gallery"),
-                        time.time() - started)
-            if data.validation is not None:
-                metrics["validation"] = evaluate(cfg, model, data.validation, precision)
-                logger.info("%s", format_metrics_table(
-                    metrics["validation"], f"Epoch {epoch}: validation, {cfg.DATASETS.VALIDATION} query/gallery"))
-            if diagnostics is not None:
-                metrics["diagnostics"] = diagnostics(model)
-                logger.info("Epoch %d diagnostics: %s", epoch, format_diagnostics(metrics["diagnostics"]))
+            for extension in training.extensions.values():
+                extension.on_epoch_end(epoch, cfg.OUTPUT_DIR, engine.state.batch)
+        if _is_due(epoch, cfg.SOLVER.EVAL_PERIOD, training.max_epochs):
+            metrics = _evaluate_epoch(training, epoch)
             last_metrics.clear()
             last_metrics.update(metrics)
-            if reporter is not None:
-                reporter.log_evaluation(epoch, metrics)
+            if writer is not None:
+                writer.log_evaluation(epoch, metrics)
 
+    return checkpointer, epoch_loader
+
+
+def run_training(training):
+    """Attach the handlers and train; on the main process write model_final.pth, metrics.json and cmc.png."""
+    cfg = training.cfg
+    last_metrics = {}
+    checkpointer, epoch_loader = attach_handlers(training, last_metrics)
     try:
-        trainer.run(epoch_data, max_epochs=max_epochs, epoch_length=epoch_length)
+        training.trainer.run(epoch_loader, max_epochs=training.max_epochs, epoch_length=training.epoch_length)
     except NonFiniteLossError as err:
         kept = checkpointer.last_checkpoint
         raise NonFiniteLossError(f"{err} Last good checkpoint: {kept or 'none, none was saved yet'}") from None
 
-    if not main_process:
+    if not is_main_process():
         return last_metrics
+    output_dir = cfg.OUTPUT_DIR
     final_weights = os.path.join(output_dir, "model_final.pth")
-    atomic_torch_save(model.state_dict(), final_weights)
+    atomic_torch_save(training.model.state_dict(), final_weights)
     if last_metrics:
         validation = last_metrics.get("validation")
         write_metrics_json(output_dir, last_metrics, cfg.DATASETS.TARGET, final_weights,

@@ -162,14 +162,8 @@ class ImageDisentangleLoss(nn.Module):
 
         if self.w_adv or self.w_mi:
             pooled = net.pool_id(c)
-        if self.w_adv and self.adversary == "reversal":
-            logits = net.adversarial_classifier(reverse_gradient(pooled, self.adversary_scale))
-            losses["img_adv"] = self.w_adv * domain_cross_entropy(logits, domains)
-        elif self.w_adv and self.adversary == "confusion":
-            losses["img_adv"] = self.w_adv * self.adversary_scale * domain_confusion(
-                frozen_call(net.adversarial_classifier, pooled))
-        elif self.w_adv:
-            losses["img_adv"] = self.w_adv * self.adversary_scale * domain_mmd(pooled, domains)
+        if self.w_adv:
+            losses["img_adv"] = self._adversarial_term(net, pooled, domains)
         if self.w_mi:
             losses["img_mi"] = self.w_mi * mutual_information_penalty(net.statistics_net, pooled, s, shuffle)
         if self.w_adv or self.w_mi:
@@ -177,3 +171,12 @@ class ImageDisentangleLoss(nn.Module):
             result.domain_code = s.detach() if s is not None else None
         result.swapped, result.reconstructed = swapped, reconstructed
         return losses, result
+
+    def _adversarial_term(self, net, pooled, domains):
+        """L_adv on pooled c, as ``adversary`` says: reversal, confusion or MMD, at this step's scale."""
+        if self.adversary == "reversal":
+            logits = net.adversarial_classifier(reverse_gradient(pooled, self.adversary_scale))
+            return self.w_adv * domain_cross_entropy(logits, domains)
+        if self.adversary == "confusion":
+            return self.w_adv * self.adversary_scale * domain_confusion(frozen_call(net.adversarial_classifier, pooled))
+        return self.w_adv * self.adversary_scale * domain_mmd(pooled, domains)

@@ -26,8 +26,7 @@ def generator_size(cfg):
 
 
 def _conv(in_ch, out_ch, kernel, stride=1):
-    # Zero padding, not MUNIT's reflection: on CPU the reflection pads cost over a third of a
-    # generator step, and on the demo data the swaps were no worse without them (README).
+    # Zero padding, not MUNIT's reflection: cheaper, and the swaps are no worse (README, design table).
     return nn.Conv2d(in_ch, out_ch, kernel, stride, padding=(kernel - 1) // 2 if stride == 1 else 1)
 
 
@@ -62,11 +61,10 @@ class _ResBlock(nn.Module):
 class IdentityEncoder(nn.Module):
     """E_id: 4 conv blocks (2 of stride 2) + residual blocks -> c, B x id_dim x H/4 x W/4.
 
-    Unlike method.md's E_id, c is not instance-normalised (README, method section):
-    instance norm strips each image's global colour statistics, and a
-    vehicle's colour is identity, not domain. On the demo data an encoder
-    with instance norm lost the body colour in every swap, and one without
-    kept it. C_adv and the MINE term keep the domain out of c instead.
+    Unlike method.md's E_id, c is not instance-normalised (README, design
+    table): instance norm strips each image's global colour statistics, and a
+    vehicle's colour is identity, not domain. C_adv and the MINE term keep the
+    domain out of c instead.
     """
 
     def __init__(self, base_channels, id_dim, res_blocks):
@@ -248,24 +246,23 @@ class ImageDisentangler(nn.Module):
         shrinking = x.shape[-2] > size[0] or x.shape[-1] > size[1]
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
 
-    def from_unit(self, images):
-        """Images in [0, 1] at any size -> generator input: [-1, 1] at DISENTANGLE.IMAGE.SIZE."""
+    def from_image_tensor(self, images):
+        """Image tensors (RGB in [0, 1], as torchvision's ToTensor gives them) at any size -> generator input:
+        [-1, 1] at DISENTANGLE.IMAGE.SIZE."""
         return self._resize(images, self.size) * 2 - 1
 
     def from_reid(self, images):
         """A re-ID batch (mean/std-normalised) -> generator input: [-1, 1] at DISENTANGLE.IMAGE.SIZE."""
-        unit = (images * self.pixel_std + self.pixel_mean).clamp(0, 1)
-        return self.from_unit(unit)
+        return self.from_image_tensor((images * self.pixel_std + self.pixel_mean).clamp(0, 1))
 
     @staticmethod
-    def to_unit(generated):
-        """Generator images ([-1, 1]) -> [0, 1], for pictures."""
+    def to_image_tensor(generated):
+        """Generator images ([-1, 1]) -> image tensors (RGB in [0, 1]), for pictures."""
         return ((generated + 1) / 2).clamp(0, 1)
 
     def to_reid(self, generated, size):
         """Generator images -> re-ID input at ``size`` (height, width); differentiable."""
-        unit = self._resize((generated + 1) / 2, size)
-        return (unit - self.pixel_mean) / self.pixel_std
+        return (self._resize((generated + 1) / 2, size) - self.pixel_mean) / self.pixel_std
 
     def swap_onto(self, images, swapped, reconstructed):
         """The re-ID images with the change of domain painted on: x_i + up(x_ij - x_ii).
@@ -275,6 +272,6 @@ class ImageDisentangler(nn.Module):
         reconstruction is the domain change alone, which, added to the sharp
         real image, keeps every detail the generator could not draw.
         """
-        unit = images * self.pixel_std + self.pixel_mean
+        real = images * self.pixel_std + self.pixel_mean
         change = self._resize((swapped - reconstructed) / 2, images.shape[-2:])
-        return ((unit + change).clamp(0, 1) - self.pixel_mean) / self.pixel_std
+        return ((real + change).clamp(0, 1) - self.pixel_mean) / self.pixel_std

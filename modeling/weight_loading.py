@@ -109,6 +109,29 @@ def _is_structural(key):
     return not key.startswith("classifier.") and not key.endswith("num_batches_tracked")
 
 
+def _classifier_of_another_size(state, expected, name, logger):
+    """The classifier keys whose shape differs (another number of identities: skipped, and logged); any other
+    shape mismatch is a checkpoint of another architecture, refused."""
+    skipped_shape, wrong_shape = [], []
+    for key in sorted(set(state) & set(expected)):
+        if state[key].shape == expected[key].shape:
+            continue
+        (skipped_shape if key.startswith("classifier.") else wrong_shape).append(key)
+    if wrong_shape:
+        key = wrong_shape[0]
+        others = f" (and {len(wrong_shape) - 1} more keys)" if len(wrong_shape) > 1 else ""
+        raise UserError(
+            f"{name} does not fit this model: {key} has shape {tuple(state[key].shape)} in the file "
+            f"but {tuple(expected[key].shape)} in the model{others}. The checkpoint was trained with "
+            f"another architecture; set MODEL.NAME (and the other MODEL keys) to the one it was "
+            f"trained with.")
+    for key in skipped_shape:
+        logger.info("skipped %s: shape %s in the file, %s in the model (another number of identities; "
+                    "testing does not use the classifier)", key, tuple(state[key].shape),
+                    tuple(expected[key].shape))
+    return skipped_shape
+
+
 def load_reid_weights(model, path, logger=None, config_key=None, for_test=False):
     """Copy the weights in ``path`` into ``model``; returns {missing, unexpected, skipped_shape}.
 
@@ -142,24 +165,7 @@ def load_reid_weights(model, path, logger=None, config_key=None, for_test=False)
             logger.info("not loaded from %s: %s (testing does not use the classifier)", path, ", ".join(unused))
         state = {key: value for key, value in state.items() if not key.startswith("classifier.")}
         expected = {key: value for key, value in expected.items() if not key.startswith("classifier.")}
-    skipped_shape, wrong_shape = [], []
-    for key in sorted(set(state) & set(expected)):
-        if state[key].shape == expected[key].shape:
-            continue
-        (skipped_shape if key.startswith("classifier.") else wrong_shape).append(key)
-    if wrong_shape:
-        key = wrong_shape[0]
-        others = f" (and {len(wrong_shape) - 1} more keys)" if len(wrong_shape) > 1 else ""
-        raise UserError(
-            f"{name} does not fit this model: {key} has shape {tuple(state[key].shape)} in the file "
-            f"but {tuple(expected[key].shape)} in the model{others}. The checkpoint was trained with "
-            f"another architecture; set MODEL.NAME (and the other MODEL keys) to the one it was "
-            f"trained with.")
-    for key in skipped_shape:
-        logger.info("skipped %s: shape %s in the file, %s in the model (another number of identities; "
-                    "testing does not use the classifier)", key, tuple(state[key].shape),
-                    tuple(expected[key].shape))
-
+    skipped_shape = _classifier_of_another_size(state, expected, name, logger)
     loadable = {key: value for key, value in state.items() if key in expected and key not in skipped_shape}
     missing = sorted(set(expected) - set(loadable) - set(skipped_shape))
     unexpected = sorted(set(state) - set(expected))

@@ -2,7 +2,8 @@
 import pytest
 
 from config import get_default_cfg
-from data.demo_data import generate_demo_data
+from data.demo import generate_demo_data
+from tool_runs import one_thread
 
 
 @pytest.fixture(scope="session")
@@ -11,6 +12,13 @@ def demo_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo_data")
     generate_demo_data(str(root), seed=0)
     return str(root)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a module of small-tensor tests (tool_runs.one_thread)."""
+    with one_thread():
+        yield
 
 
 def small_run_cfg(root, output_dir, *overrides):
@@ -22,7 +30,7 @@ def small_run_cfg(root, output_dir, *overrides):
         "DATASETS.ROOT_DIR", root, "DATASETS.SOURCES", ["veri"], "DATASETS.TARGET", "opri",
         "DATASETS.CHECK_COUNTS", False,
         "DATALOADER.NUM_WORKERS", 0,
-        "SOLVER.MAX_EPOCHS", 4, "SOLVER.STEPS", [3], "SOLVER.WARMUP_ITERS", 1, "SOLVER.IMS_PER_BATCH", 32,
+        "SOLVER.MAX_EPOCHS", 4, "SOLVER.STEPS", [3], "SOLVER.WARMUP_EPOCHS", 1, "SOLVER.IMS_PER_BATCH", 32,
         "SOLVER.CHECKPOINT_PERIOD", 2, "SOLVER.EVAL_PERIOD", 4, "SOLVER.LOG_PERIOD", 10,
         "SOLVER.PROGRESS_BAR", False,
         "TEST.IMS_PER_BATCH", 128,

@@ -10,7 +10,7 @@ import pytest
 
 import engine.ablation as ablation
 from config import load_cfg
-from data.demo_data import plan_shots, resolve_counts
+from data.demo import plan_shots, resolve_counts
 from utils.paired_statistics import mean_std, paired_difference, student_t_quantile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

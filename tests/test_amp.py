@@ -7,7 +7,7 @@ import torch
 from ignite.engine import Engine
 
 from config import get_default_cfg
-from engine.runtime import resolve_precision
+from engine.runtime import resolve_device_setup
 from engine.train_step import TrainStep
 from layers import make_loss
 from modeling import build_model
@@ -16,27 +16,27 @@ from tool_runs import one_thread
 from utils.errors import UserError
 
 
-def _precision(amp, device, channels_last=True):
+def _setup(amp, device, channels_last=True):
     cfg = get_default_cfg()
     cfg.merge_from_list(["SOLVER.AMP", amp, "SOLVER.CHANNELS_LAST", channels_last])
-    return resolve_precision(cfg, torch.device(device))
+    return resolve_device_setup(cfg, torch.device(device))
 
 
 def test_auto_is_fp32_on_cpu_and_fp16_with_channels_last_on_cuda():
-    cpu = _precision("auto", "cpu")
+    cpu = _setup("auto", "cpu")
     assert cpu.dtype is None and not cpu.channels_last and not cpu.grad_scaler().is_enabled()
     # resolving does not touch the GPU, so the CUDA choice is checked on any machine
-    cuda = _precision("auto", "cuda")
+    cuda = _setup("auto", "cuda")
     assert cuda.dtype is torch.float16 and cuda.channels_last
-    assert _precision("bf16", "cuda").dtype is torch.bfloat16
-    assert not _precision("auto", "cuda", channels_last=False).channels_last
-    assert _precision("off", "cuda").dtype is None
+    assert _setup("bf16", "cuda").dtype is torch.bfloat16
+    assert not _setup("auto", "cuda", channels_last=False).channels_last
+    assert _setup("off", "cuda").dtype is None
 
 
 def test_fp16_on_cpu_is_refused_and_bf16_is_allowed():
     with pytest.raises(UserError, match="SOLVER.AMP = 'fp16' needs CUDA"):
-        _precision("fp16", "cpu")
-    bf16 = _precision("bf16", "cpu")
+        _setup("fp16", "cpu")
+    bf16 = _setup("bf16", "cpu")
     assert bf16.dtype is torch.bfloat16 and not bf16.channels_last and not bf16.grad_scaler().is_enabled()
     with bf16.autocast():
         assert (torch.ones(2, 3) @ torch.ones(3, 2)).dtype is torch.bfloat16
@@ -49,11 +49,11 @@ def test_bf16_training_steps_on_cpu_have_finite_losses():
     cfg.merge_from_list(["MODEL.NAME", "resnet18", "MODEL.PRETRAIN_CHOICE", "none", "SOLVER.AMP", "bf16",
                          "INPUT.SIZE_TRAIN", [32, 32]])
     torch.manual_seed(0)
-    precision = _precision("bf16", "cpu")
-    model = precision.prepare_model(build_model(cfg, num_classes=2))
+    device_setup = _setup("bf16", "cpu")
+    model = device_setup.prepare_model(build_model(cfg, num_classes=2))
     reid_loss = make_loss(cfg, num_classes=2)
     center_optimizer = make_center_optimizer(cfg, reid_loss.center_criterion)
-    step = TrainStep(model, reid_loss, make_optimizer(cfg, model), center_optimizer, precision,
+    step = TrainStep(model, reid_loss, make_optimizer(cfg, model), center_optimizer, device_setup,
                      center_loss_weight=cfg.SOLVER.CENTER_LOSS_WEIGHT)
     batch = {"images": torch.randn(8, 3, 32, 32), "pids": torch.tensor([0, 0, 0, 0, 1, 1, 1, 1]),
              "camids": torch.zeros(8, dtype=torch.long), "domains": torch.zeros(8, dtype=torch.long)}

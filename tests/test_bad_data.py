@@ -1,12 +1,12 @@
 """What a user sees when the data, the config, a checkpoint or the loss is bad: one line, no traceback.
 
-The cases run as the tools run (subprocesses), two at a time, on the tiny
-hand-made trees of tiny_datasets.py.
+The tools run in this process (tool_runs.run_tool_in_process: the same entry point, run_cli and exit
+code as a subprocess; test_config and test_run_hygiene run train.py and test.py as processes) on the
+tiny hand-made trees of tiny_datasets.py.
 """
 import json
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -14,12 +14,12 @@ import torch
 from conftest import small_run_cfg
 from modeling import build_model
 from tiny_datasets import BAD_NAME, NOT_AN_IMAGE, TRUNCATED, TRUNCATED_GALLERY, make_tree
-from tool_runs import assert_user_error, run_tool, write_config
+from tool_runs import assert_user_error, run_tool_in_process, write_config
 
 
 def tiny_config(tmp, name, root, *overrides):
     cfg = small_run_cfg(root, os.path.join(tmp, name), "SOLVER.IMS_PER_BATCH", 16, "SOLVER.MAX_EPOCHS", 1,
-                        "SOLVER.ITERS_PER_EPOCH", 1, "SOLVER.WARMUP_ITERS", 0, "SOLVER.LOG_PERIOD", 1, *overrides)
+                        "SOLVER.ITERS_PER_EPOCH", 1, "SOLVER.WARMUP_EPOCHS", 0, "SOLVER.LOG_PERIOD", 1, *overrides)
     return write_config(cfg, os.path.join(tmp, f"{name}.yml"))
 
 
@@ -50,7 +50,7 @@ def _cases(tmp):
             "truncated", "not_an_image", "bad_name", "truncated_gallery")), "TEST.MAX_UNREADABLE", 0.25),
         # Epoch 1 at lr 1e-3, epoch 2 at 1e30: its first update makes the weights huge, its second loss NaN.
         "nan_loss": train("nan_loss", good, "SOLVER.MAX_EPOCHS", 2, "SOLVER.ITERS_PER_EPOCH", 2,
-                          "SOLVER.WARMUP_ITERS", 1, "SOLVER.BASE_LR", 1e30, "SOLVER.WARMUP_FACTOR", 1e-33,
+                          "SOLVER.WARMUP_EPOCHS", 1, "SOLVER.BASE_LR", 1e30, "SOLVER.WARMUP_FACTOR", 1e-33,
                           "SOLVER.CHECKPOINT_PERIOD", 1),
         "missing_folder": train("missing_folder", os.path.join(tmp, "nowhere")),
         "empty_folder": train("empty_folder", empty),
@@ -69,53 +69,56 @@ def _cases(tmp):
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    """Every case started at once, two processes at a time; name -> (tmp folder, future result)."""
+def cases(tmp_path_factory):
+    """(tmp folder, run): ``run(name)`` is the (exit code, stdout, stderr) of that case's tool run."""
     tmp = str(tmp_path_factory.mktemp("bad_data"))
-    cases = _cases(tmp)
-    pool = ThreadPoolExecutor(max_workers=2)
-    futures = {name: pool.submit(run_tool, tool, *args) for name, (tool, args) in cases.items()}
-    yield tmp, futures
-    pool.shutdown(wait=True)
+    built = _cases(tmp)
+
+    def run(name):
+        tool, args = built[name]
+        return run_tool_in_process(tool, *args)
+
+    return tmp, run
 
 
-def test_missing_dataset_folder(results):
-    tmp, futures = results
-    assert_user_error(futures["missing_folder"].result(), "dataset folder not found",
+def test_missing_dataset_folder(cases):
+    tmp, run = cases
+    assert_user_error(run("missing_folder"), "dataset folder not found",
                       os.path.join(tmp, "nowhere", "veri"), "DATASETS.ROOT_DIR", "DATASETS.VERI.FOLDER")
 
 
-def test_empty_folder(results):
-    tmp, futures = results
-    assert_user_error(futures["empty_folder"].result(), "no .jpg/.jpeg/.png images in",
+def test_empty_folder(cases):
+    tmp, run = cases
+    assert_user_error(run("empty_folder"), "no .jpg/.jpeg/.png images in",
                       os.path.join(tmp, "empty", "veri", "image_train"), "DATASETS.VERI.PATTERN")
 
 
-def test_badly_named_file_is_an_error_when_strict(results):
-    tmp, futures = results
-    assert_user_error(futures["bad_name_strict"].result(),
+def test_badly_named_file_is_an_error_when_strict(cases):
+    tmp, run = cases
+    assert_user_error(run("bad_name_strict"),
                       os.path.join(tmp, "bad_name", "veri", "image_train", BAD_NAME),
                       "does not match DATASETS.VERI.PATTERN", "DATASETS.STRICT")
 
 
-def test_truncated_jpeg_is_an_error_when_strict(results):
-    tmp, futures = results
-    assert_user_error(futures["truncated_strict"].result(),
+def test_truncated_jpeg_is_an_error_when_strict(cases):
+    tmp, run = cases
+    assert_user_error(run("truncated_strict"),
                       f"unreadable image {os.path.join(tmp, 'truncated', 'veri', 'image_train', TRUNCATED)}",
                       "truncated", "DATASETS.STRICT")
 
 
-def test_non_image_jpg_is_an_error_when_strict(results):
-    tmp, futures = results
-    assert_user_error(futures["not_an_image_strict"].result(),
+def test_non_image_jpg_is_an_error_when_strict(cases):
+    tmp, run = cases
+    assert_user_error(run("not_an_image_strict"),
                       f"unreadable image {os.path.join(tmp, 'not_an_image', 'veri', 'image_train', NOT_AN_IMAGE)}",
                       "cannot identify image file", "DATASETS.STRICT")
 
 
-def test_bad_files_are_skipped_named_and_counted_and_unmatched_queries_reported(results):
+@pytest.mark.slow
+def test_bad_files_are_skipped_named_and_counted_and_unmatched_queries_reported(cases):
     # training: another image of the same identity; test: a blank image, both warned and counted
-    tmp, futures = results
-    code, out, err = futures["faults_skipped"].result()
+    tmp, run = cases
+    code, out, err = run("faults_skipped")
     assert code == 0, err[-3000:]
     assert "Traceback" not in out + err
     train = os.path.join(tmp, "all_faults", "veri", "image_train")
@@ -137,32 +140,33 @@ def test_bad_files_are_skipped_named_and_counted_and_unmatched_queries_reported(
 TYPO_HINT = "unknown config key SOLVER.BASE_LRR; did you mean SOLVER.BASE_LR?"
 
 
-def test_config_typo_on_the_command_line(results):
-    _, futures = results
-    assert_user_error(futures["typo_command_line"].result(), f"command line: {TYPO_HINT}")
+def test_config_typo_on_the_command_line(cases):
+    _, run = cases
+    assert_user_error(run("typo_command_line"), f"command line: {TYPO_HINT}")
 
 
-def test_config_typo_in_the_yaml_file(results):
-    tmp, futures = results
-    assert_user_error(futures["typo_yaml"].result(), f"{os.path.join(tmp, 'misspelt.yml')}: {TYPO_HINT}")
+def test_config_typo_in_the_yaml_file(cases):
+    tmp, run = cases
+    assert_user_error(run("typo_yaml"), f"{os.path.join(tmp, 'misspelt.yml')}: {TYPO_HINT}")
 
 
-def test_checkpoint_of_another_architecture(results):
-    tmp, futures = results
-    assert_user_error(futures["other_architecture"].result(), os.path.join(tmp, "resnet18.pth"),
+def test_checkpoint_of_another_architecture(cases):
+    tmp, run = cases
+    assert_user_error(run("other_architecture"), os.path.join(tmp, "resnet18.pth"),
                       "does not fit this model", "MODEL.NAME")
 
 
-def test_checkpoint_cut_short(results):
-    tmp, futures = results
-    assert_user_error(futures["cut_short_weights"].result(), os.path.join(tmp, "cut_short.pth"),
+def test_checkpoint_cut_short(cases):
+    tmp, run = cases
+    assert_user_error(run("cut_short_weights"), os.path.join(tmp, "cut_short.pth"),
                       "not a readable PyTorch weights file", "truncated")
 
 
-def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(results):
-    tmp, futures = results
+@pytest.mark.slow
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(cases):
+    tmp, run = cases
     out = os.path.join(tmp, "nan_loss")
-    line = assert_user_error(futures["nan_loss"].result(), "at epoch 2, iteration 2/2 (global iteration 4)",
+    line = assert_user_error(run("nan_loss"), "at epoch 2, iteration 2/2 (global iteration 4)",
                              f"Last good checkpoint: {os.path.join(out, 'checkpoint_1.pt')}", "SOLVER.BASE_LR")
     assert re.search(r"loss term '(id|triplet|center)' is (nan|inf|-inf) at", line), line
     assert torch.load(os.path.join(out, "checkpoint_1.pt"), weights_only=True)["trainer"]["iteration"] == 2

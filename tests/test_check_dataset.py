@@ -1,6 +1,8 @@
 """tools/check_dataset.py: counts, bad names, unreadable files and cameras, without training."""
 import os
 
+import pytest
+
 from conftest import small_run_cfg
 from data.dataset_check import check_datasets, format_reports
 from tiny_datasets import BAD_NAME, NOT_AN_IMAGE, TRUNCATED, add_jpeg, make_tree
@@ -22,6 +24,7 @@ def test_a_clean_tree_has_only_count_warnings(tmp_path):
                                  "are skipped by the evaluation (query ids 3)")
 
 
+@pytest.mark.slow
 def test_faults_are_errors_and_the_tool_exits_non_zero(tmp_path):
     root = make_tree(str(tmp_path / "data"), ("truncated", "not_an_image", "bad_name"))
     train = os.path.join(root, "veri", "image_train")

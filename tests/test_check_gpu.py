@@ -5,12 +5,13 @@ import pytest
 import torch
 
 import engine.gpu_check as gpu_check
-from engine.runtime import resolve_precision
+from engine.runtime import resolve_device_setup
 from tool_runs import run_tool_in_process
 
 BASELINE, JIFD = "configs/baseline_veri2opri.yml", "configs/jifd_veri+vehiclex2opri.yml"
 
 
+@pytest.mark.slow
 def test_the_cpu_path_runs_every_check_and_says_what_needs_a_gpu():
     # The full JIFD config: every optimiser the step drives, and, in two processes, DDP with the image
     # level's second forward pass (L_gen).
@@ -33,13 +34,13 @@ def test_checks_fail_outside_their_tolerance_and_when_an_optimiser_does_not_step
     cfg = gpu_check.check_cfg(BASELINE, "cpu")
     cfg.defrost()
     cfg.SOLVER.BASE_LR = 0.0
-    precision = resolve_precision(cfg, torch.device("cpu"))
+    device_setup = resolve_device_setup(cfg, torch.device("cpu"))
     sizes = gpu_check._sizes(cfg)
     batch = gpu_check.generated_batch(cfg, *sizes)
     report = gpu_check.Report(device="cpu")
     monkeypatch.setitem(gpu_check.LOSS_TOLERANCE, torch.bfloat16, 0.0)
-    assert not gpu_check.check_precision(report, cfg, precision, sizes, batch)
-    assert not gpu_check.check_training(report, cfg, precision, sizes, batch, iterations=1)
+    assert not gpu_check.check_precision(report, cfg, device_setup, sizes, batch)
+    assert not gpu_check.check_training(report, cfg, device_setup, sizes, batch, iterations=1)
     assert [check.name for check in report.failed] == ["bfloat16 vs fp32 loss", "training"]
     assert "(tolerance 0%)" in report.failed[0].detail
     assert report.failed[1].detail.endswith("; never updated: model")

@@ -51,6 +51,7 @@ def test_missing_config_file():
         load_cfg("nope.yml")
 
 
+@pytest.mark.slow
 def test_cli_prints_one_line_without_traceback():
     result = subprocess.run([sys.executable, "tools/train.py", "SOLVER.BASE_LRR", "0.1"],
                             capture_output=True, text=True, timeout=120)

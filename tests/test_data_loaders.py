@@ -99,7 +99,7 @@ def test_generate_demo_hands_the_config_to_the_demo_generator(tmp_path, monkeypa
         calls.append(cfg.DATASETS.ROOT_DIR)
         write_tree(tmp_path)
 
-    monkeypatch.setitem(sys.modules, "data.demo_data",
+    monkeypatch.setitem(sys.modules, "data.demo",
                         types.SimpleNamespace(ensure_demo_data=fake_ensure_demo_data))
     bundle = make_data_loaders(make_cfg(tmp_path, **{"DATASETS.GENERATE_DEMO": True}))
     assert calls == [str(tmp_path)] and bundle.num_classes == 6

@@ -13,7 +13,7 @@ from data.dataset_check import check_datasets
 from data.dataset_presets import draw_gallery, get_preset, load_split, load_test_set, load_train_set
 from data.reid_folder import GALLERY_CAMERA_BASE, ImageRecord
 from tiny_datasets import make_market_tree, make_tree, make_vehicleid_tree, make_veriwild_tree
-from tool_runs import run_tool
+from tool_runs import run_tool_in_process
 
 
 def table_cfg(root, sources, target, *overrides):
@@ -147,7 +147,7 @@ SOLVER:
   MAX_EPOCHS: 1
   ITERS_PER_EPOCH: 2
   IMS_PER_BATCH: 8
-  WARMUP_ITERS: 0
+  WARMUP_EPOCHS: 0
   STEPS: [5]
   EVAL_PERIOD: 1
   PROGRESS_BAR: False
@@ -169,12 +169,13 @@ def _toy_cars(root):
             Image.fromarray(pixels).save(os.path.join(root, "toy_cars", folder, f"car{pid}-cam{camid}-{n}.png"))
 
 
+@pytest.mark.slow
 def test_a_dataset_described_only_in_yaml_trains_and_is_evaluated(tmp_path):
     _toy_cars(str(tmp_path / "data"))
     config = tmp_path / "toy.yml"
     config.write_text(OWN_DATASET_YAML.format(root=tmp_path / "data", out=tmp_path / "run"))
     # Its own entry is the validation set too: any entry with a query and a gallery split can be.
-    code, out, err = run_tool("train.py", "--config_file", config, "DATASETS.VALIDATION", "ToyCars")
+    code, out, err = run_tool_in_process("train.py", "--config_file", config, "DATASETS.VALIDATION", "ToyCars")
     assert code == 0, err[-3000:]
     assert "=> Toy cars -> Toy cars loaded" in out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())

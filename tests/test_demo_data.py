@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from config import ConfigError, get_default_cfg
-from data.demo_data import MARKER_NAME, ensure_demo_data, generate_demo_data, read_marker, render_image
+from data.demo import MARKER_NAME, ensure_demo_data, generate_demo_data, read_marker, render_image
 from tool_runs import files_under, run_tool_in_process
 from utils.errors import UserError
 

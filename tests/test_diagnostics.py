@@ -19,19 +19,14 @@ import engine.diagnostics as diagnostics_module
 from config import get_default_cfg
 from data import ImageRecord
 from engine.diagnostics import Diagnostics, _rank1, pick_diagnostic_records
-from engine.runtime import Precision
+from engine.runtime import DeviceSetup
 from layers.image_disentangle_loss import ImageDisentangleLoss
 from modeling.image_disentangler import ImageDisentangler
 from utils.linear_probe import linear_probe_accuracy
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: a second intra-op thread gains nothing and spins when the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Small tensors: one torch thread for the whole module (conftest.one_torch_thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SIZE, IDS_PER_DOMAIN, IMAGES_PER_ID = 32, 8, 4
 
@@ -153,7 +148,7 @@ def test_image_level_diagnostics_give_the_known_answers(tmp_path, fast_judge, hi
     image_level = SimpleNamespace(disentangler=_StandInDisentangler(hides_domain, swaps),
                                   criterion=ImageDisentangleLoss(w_rec=1.0), swap_onto_real=onto_real)
     torch.manual_seed(0)
-    diagnostics = Diagnostics(_cfg(), data, Precision(device=torch.device("cpu")), image_level)
+    diagnostics = Diagnostics(_cfg(), data, DeviceSetup(device=torch.device("cpu")), image_level)
     result = diagnostics(_ColourBlindReID())
     assert result["domain_chance"] == 0.5
     assert result["judge_real_acc"] >= 0.95
@@ -180,7 +175,7 @@ def test_domain_probe_on_a_domain_reading_feature(tmp_path, fast_judge):
             return torch.cat([x.mean(dim=(2, 3)), torch.randn(len(x), 5)], dim=1)
 
     data = SimpleNamespace(train_records=_records(tmp_path), num_domains=2)
-    diagnostics = Diagnostics(_cfg(), data, Precision(device=torch.device("cpu")))
+    diagnostics = Diagnostics(_cfg(), data, DeviceSetup(device=torch.device("cpu")))
     result = diagnostics(Brightness())
     assert result["domain_probe_feature"] >= 0.95
     assert set(result) == {"domain_probe_feature", "domain_chance", "seconds"}
@@ -194,7 +189,7 @@ def test_mi_grad_ratio_scales_with_the_mine_weight(tmp_path, fast_judge):
     net = ImageDisentangler(cfg, 2)
     data = SimpleNamespace(train_records=_records(tmp_path, num_ids=4), num_domains=2)
     image_level = SimpleNamespace(disentangler=net, criterion=None)
-    diagnostics = Diagnostics(cfg, data, Precision(device=torch.device("cpu")), image_level)
+    diagnostics = Diagnostics(cfg, data, DeviceSetup(device=torch.device("cpu")), image_level)
     x = net.from_reid(diagnostics.images[:16])
     ratios = []
     for w_mi in (0.1, 0.2):

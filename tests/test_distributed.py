@@ -4,10 +4,13 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from engine.tester import do_test
 from tool_runs import ONE_THREAD_ENV, REPO, TIMEOUT, one_thread, write_config
+
+pytestmark = pytest.mark.slow
 
 
 def test_two_processes_train_and_evaluate_like_one(run_cfg, tmp_path):

@@ -10,7 +10,7 @@ import engine.export as export
 from conftest import small_run_cfg
 from modeling import build_model
 from tiny_datasets import make_tree
-from tool_runs import run_tool, write_config
+from tool_runs import run_tool, run_tool_in_process, write_config
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +29,14 @@ def checkpoint(tmp_path_factory):
     return cfg, write_config(cfg, tmp / "export.yml")
 
 
-@pytest.mark.parametrize("fmt, suffix", [("onnx", ".onnx"), ("torchscript", ".pt")])
-def test_export_passes_its_parity_check(checkpoint, fmt, suffix, tmp_path):
+# ONNX through a process, as a user runs the tool; TorchScript in this process (the same entry point).
+@pytest.mark.parametrize("fmt, suffix, run", [
+    pytest.param("onnx", ".onnx", run_tool, marks=pytest.mark.slow),
+    ("torchscript", ".pt", run_tool_in_process)])
+def test_export_passes_its_parity_check(checkpoint, fmt, suffix, run, tmp_path):
     _, config = checkpoint
     out = tmp_path / f"model{suffix}"
-    code, stdout, err = run_tool("export.py", "--config_file", config, "--format", fmt, "--out", out)
+    code, stdout, err = run("export.py", "--config_file", config, "--format", fmt, "--out", out)
     assert code == 0, err[-3000:]
     line = stdout.strip().splitlines()[-1]
     found = re.fullmatch(rf"{fmt} parity check passed: max abs difference (\S+) between the exported and PyTorch "

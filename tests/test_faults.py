@@ -28,7 +28,7 @@ from utils.file_faults import free_bytes
 
 def _config(tmp, name, root, *overrides):
     cfg = small_run_cfg(root, os.path.join(tmp, name), "SOLVER.IMS_PER_BATCH", 16, "SOLVER.MAX_EPOCHS", 1,
-                        "SOLVER.ITERS_PER_EPOCH", 1, "SOLVER.WARMUP_ITERS", 0, "SOLVER.LOG_PERIOD", 1, *overrides)
+                        "SOLVER.ITERS_PER_EPOCH", 1, "SOLVER.WARMUP_EPOCHS", 0, "SOLVER.LOG_PERIOD", 1, *overrides)
     return cfg, write_config(cfg, os.path.join(tmp, f"{name}.yml"))
 
 
@@ -118,6 +118,7 @@ def test_a_full_disk_is_named_with_the_free_bytes_and_the_old_file_is_kept(tmp_p
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["model_final.pth"]
 
 
+@pytest.mark.slow
 def test_a_write_fault_during_a_checkpoint_names_the_file_and_leaves_no_temporary_file(tree, tmp_path):
     # A real failing write through torch.save and ignite's saver: a file-size limit makes the kernel
     # refuse the checkpoint's bytes (EFBIG) as a full disk refuses them (ENOSPC).
@@ -192,6 +193,7 @@ def test_16_bit_images_decode_to_their_grey_and_check_dataset_reports_them(tree,
             in gallery.warnings)
 
 
+@pytest.mark.slow
 def test_names_that_are_not_utf8_not_ascii_digits_too_large_or_not_files_are_reported(tree, tmp_path):
     data = make_tree(str(tmp_path / "data"))
     train = os.path.join(data, "veri", "image_train")

@@ -1,3 +1,4 @@
+import functools
 import math
 from types import SimpleNamespace
 
@@ -8,7 +9,7 @@ import torchvision
 from config import ConfigError, get_default_cfg
 from engine.extensions import build_extensions
 from engine.feature_level import FeatureLevelExtension
-from engine.runtime import Precision
+from engine.runtime import DeviceSetup
 from engine.train_step import TrainStep
 from layers import make_loss
 from layers.feature_disentangle_loss import (
@@ -269,10 +270,12 @@ class _BoTReference(torch.nn.Module):
         return self.classifier(self.bottleneck(global_feat)), global_feat
 
 
+@functools.cache
 def _bot_keys():
+    """BoT's state-dict keys of a resnet18 model (a frozenset: built once)."""
     base = {f"base.{k}" for k in torchvision.models.resnet18(weights=None).state_dict() if not k.startswith("fc.")}
     neck = {f"bottleneck.{k}" for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
-    return base | neck | {"classifier.weight"}
+    return frozenset(base | neck | {"classifier.weight"})
 
 
 def test_switches_off_gives_bot_state_dict_keys():
@@ -333,7 +336,7 @@ def test_switches_off_trains_exactly_like_bot():
     assert len(extensions) == 0
     step = TrainStep(model, reid_loss, make_optimizer(cfg, model),
                      make_center_optimizer(cfg, reid_loss.center_criterion),
-                     Precision(device=torch.device("cpu")), extensions.values(), center_loss_weight=weight)
+                     DeviceSetup(device=torch.device("cpu")), extensions.values(), center_loss_weight=weight)
     jifd_logs = [step(None, batch) for batch in batches]
 
     torch.manual_seed(0)
@@ -379,7 +382,7 @@ def test_feature_level_train_step_logs_its_terms_and_steps_c_red():
     c_red_before = extension.classifier.bias.clone()
     g_before = model.feature_disentangler.decoder[-1].weight.clone()
     step = TrainStep(model, reid_loss, make_optimizer(cfg, model), None,
-                     Precision(device=torch.device("cpu")), extensions.values())
+                     DeviceSetup(device=torch.device("cpu")), extensions.values())
     logs = step(None, _train_batch())
     assert list(logs) == ["id", "triplet", "feat_rec", "feat_kl", "feat_conf", "loss", "acc"]
     assert logs["loss"] == pytest.approx(sum(logs[k] for k in list(logs)[:5]), rel=1e-5)

@@ -3,6 +3,7 @@ import math
 import pathlib
 import sys
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -10,10 +11,10 @@ from torch import nn
 
 from config import ConfigError, get_default_cfg
 from data import ImageRecord
-from engine.image_level import ImageLevelExtension, dann_ramp, linear_ramp, select_per_identity
-from engine.runtime import Precision
+from engine.image_level import ImageLevelExtension, select_per_identity
+from engine.runtime import DeviceSetup
 from engine.train_step import NonFiniteLossError
-from engine.swap_pictures import pick_grid_sources
+from engine.visualization import pick_grid_sources
 from layers import make_loss
 from layers.image_disentangle_loss import (domain_confusion, domain_mmd, mine_lower_bound,
                                            mutual_information_penalty)
@@ -22,18 +23,14 @@ from modeling.domain_pairing import pair_across_domains
 from modeling.image_disentangler import ImageDisentangler, MineStatistics
 from utils.errors import UserError
 from utils.linear_probe import linear_probe_accuracy
-from utils.swap_grid import draw_swap_grid
+from utils.visualization import draw_swap_grid
 
 SIZE, NUM_DOMAINS = 32, 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: a second intra-op thread gains nothing and spins when the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Small tensors: one torch thread for the whole module (conftest.one_torch_thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ALL_TERMS = {"img_rec", "img_cyc", "img_code", "img_dom", "img_adv", "img_mi", "gen_id", "gen_triplet"}
 
 
@@ -166,7 +163,7 @@ def test_pixel_range_conversions():
     # Same size both ways: the conversions are exact inverses.
     same = _normalise(torch.rand(2, 3, SIZE, SIZE), cfg)
     torch.testing.assert_close(net.to_reid(net.from_reid(same), (SIZE, SIZE)), same, atol=1e-5, rtol=0)
-    torch.testing.assert_close(net.to_unit(torch.tensor([-1.0, 0.0, 1.0])), torch.tensor([0.0, 0.5, 1.0]))
+    torch.testing.assert_close(net.to_image_tensor(torch.tensor([-1.0, 0.0, 1.0])), torch.tensor([0.0, 0.5, 1.0]))
 
 
 def test_decoder_depends_on_both_codes():
@@ -234,7 +231,9 @@ def test_mine_estimate_higher_for_dependent_pairs():
         c = torch.randn(n, 4)
         return c, c[:, :2] + 0.3 * torch.randn(n, 2)
 
-    for _ in range(300):
+    # 100 steps bring the bound within a nat of the truth (300 add a few tenths); the bound's value itself
+    # is checked by hand in test_mine_bound_by_hand.
+    for _ in range(100):
         c, s = sample(256)
         optimizer.zero_grad()
         (-mine_lower_bound(statistics_net, c, s, torch.randperm(256))).backward()
@@ -244,8 +243,8 @@ def test_mine_estimate_higher_for_dependent_pairs():
         dependent = mine_lower_bound(statistics_net, c, s, torch.randperm(2048)).item()
         unrelated = s[torch.randperm(2048)]
         shuffled = mine_lower_bound(statistics_net, c, unrelated, torch.randperm(2048)).item()
-    # True I(c; s) = 2 x 0.5 log(1 + 1 / 0.09) = 2.5 nats.
-    assert dependent > 1.0
+    # True I(c; s) = 2 x 0.5 log(1 + 1 / 0.09) = 2.5 nats, which a lower bound does not pass.
+    assert 1.5 < dependent < 2.7
     assert shuffled < 0.2
     assert dependent > shuffled + 0.8
 
@@ -312,18 +311,32 @@ def _extension(records=(), **image):
                                train_records=records)
 
 
-def _count_images(ext):
-    """Wrap encode_id / encode_domain / decode to count the images each one processes."""
-    counts = {"encode_id": 0, "encode_domain": 0, "decode": 0, "statistics_net": 0}
+def _record_passes(ext, batch):
+    """Forward hooks that name each pass the disentangler's networks make: E_id / E_dom on the real images
+    or on swaps, Dec on the real images' codes or on a swap's (the cycle), T."""
     net = ext.disentangler
-    for name in ("encode_id", "encode_domain", "decode"):
-        def counted(*args, _original=getattr(net, name), _name=name):
-            counts[_name] += args[0].shape[0]
-            return _original(*args)
-        setattr(net, name, counted)
-    net.statistics_net.register_forward_hook(
-        lambda module, args, output: counts.__setitem__("statistics_net", counts["statistics_net"] + 1))
-    return counts
+    real = net.from_reid(batch["images"])
+    real_codes = []
+    passes = set()
+
+    def on_real(tensor):
+        return tensor.shape == real.shape and torch.equal(tensor, real)
+
+    def id_encoder(module, args, output):
+        passes.add("E_id(x)" if on_real(args[0]) else "E_id(swap)")
+        if on_real(args[0]):
+            real_codes.append(output.detach())
+
+    def decoder(module, args, output):
+        of_real = all(torch.equal(part, real_codes[0]) for part in args[0].detach().split(len(real)))
+        passes.add("Dec(c)" if of_real else "Dec(cycle)")
+
+    net.id_encoder.register_forward_hook(id_encoder)
+    net.domain_encoder.register_forward_hook(
+        lambda module, args, output: passes.add("E_dom(x)" if on_real(args[0]) else "E_dom(swap)"))
+    net.decoder.register_forward_hook(decoder)
+    net.statistics_net.register_forward_hook(lambda module, args, output: passes.add("T"))
+    return passes
 
 
 def _run(ext, batch):
@@ -335,35 +348,36 @@ def _run(ext, batch):
 
 
 B = 16
-# (weights set to 0, terms left, images through E_id / E_dom / Dec, extra re-ID passes). The frozen
-# E_dom that judges the swaps for img_dom is called outside encode_domain and not counted.
+ALL_PASSES = {"E_id(x)", "E_dom(x)", "Dec(c)", "E_id(swap)", "E_dom(swap)", "Dec(cycle)", "T"}
+# (weights set to 0, terms left, passes of the disentangler's networks left, extra re-ID passes).
 SKIP_CASES = [
-    ((), ALL_TERMS, (2 * B, 2 * B, 3 * B), 1),
-    (("W_CYC",), ALL_TERMS - {"img_cyc"}, (2 * B, 2 * B, 2 * B), 1),
-    (("W_CYC", "W_CODE"), ALL_TERMS - {"img_cyc", "img_code"}, (B, B, 2 * B), 1),
+    ((), ALL_TERMS, ALL_PASSES, 1),
+    (("W_CYC",), ALL_TERMS - {"img_cyc"}, ALL_PASSES - {"Dec(cycle)"}, 1),
+    # C_dom still judges the swaps through E_dom.
+    (("W_CYC", "W_CODE"), ALL_TERMS - {"img_cyc", "img_code"}, {"E_id(x)", "E_dom(x)", "Dec(c)", "E_dom(swap)", "T"},
+     1),
     (("W_CYC", "W_CODE", "W_DOM"), {"img_rec", "img_adv", "img_mi", "gen_id", "gen_triplet"},
-     (B, B, 2 * B), 1),
+     {"E_id(x)", "E_dom(x)", "Dec(c)", "T"}, 1),
     # x_ii is still decoded: the swaps are painted onto the real images (SWAP_IMAGE onto_real).
-    (("W_REC",), ALL_TERMS - {"img_rec"}, (2 * B, 2 * B, 3 * B), 1),
-    (("W_GEN",), ALL_TERMS - {"gen_id", "gen_triplet"}, (2 * B, 2 * B, 3 * B), 0),
-    (("W_CYC", "W_CODE", "W_DOM", "W_GEN"), {"img_rec", "img_adv", "img_mi"}, (B, B, B), 0),
-    (("W_REC", "W_CYC", "W_CODE", "W_DOM", "W_GEN", "W_MI"), {"img_adv"}, (B, 0, 0), 0),
-    (("W_REC", "W_CYC", "W_CODE", "W_DOM", "W_ADV", "W_MI", "W_GEN"), set(), (0, 0, 0), 0),
+    (("W_REC",), ALL_TERMS - {"img_rec"}, ALL_PASSES, 1),
+    (("W_GEN",), ALL_TERMS - {"gen_id", "gen_triplet"}, ALL_PASSES, 0),
+    (("W_CYC", "W_CODE", "W_DOM", "W_GEN"), {"img_rec", "img_adv", "img_mi"}, {"E_id(x)", "E_dom(x)", "Dec(c)", "T"},
+     0),
+    (("W_REC", "W_CYC", "W_CODE", "W_DOM", "W_GEN", "W_MI"), {"img_adv"}, {"E_id(x)"}, 0),
+    (("W_REC", "W_CYC", "W_CODE", "W_DOM", "W_ADV", "W_MI", "W_GEN"), set(), set(), 0),
 ]
 
 
-@pytest.mark.parametrize("zeroed, terms, images, reid_passes", SKIP_CASES)
-def test_zero_weights_remove_terms_and_their_compute(zeroed, terms, images, reid_passes):
+@pytest.mark.parametrize("zeroed, terms, passes, reid_passes", SKIP_CASES)
+def test_zero_weights_remove_terms_and_their_compute(zeroed, terms, passes, reid_passes):
     ext = _extension(**{key: 0.0 for key in zeroed})
-    counts = _count_images(ext)
     batch = _batch(_cfg(), _pk_pids(torch.Generator().manual_seed(0)), _identity_palette(),
                    torch.Generator().manual_seed(1))
-    losses, passes = _run(ext, batch)
+    seen = _record_passes(ext, batch)
+    losses, passes_of_the_model = _run(ext, batch)
     assert set(losses) == terms
-    assert (counts["encode_id"], counts["encode_domain"], counts["decode"]) == images
-    assert passes == reid_passes
-    # T is called (joint and marginal pairs) only for L_mi.
-    assert counts["statistics_net"] == (2 if "img_mi" in terms else 0)
+    assert seen == passes
+    assert passes_of_the_model == reid_passes
     assert all(torch.isfinite(value) for value in losses.values())
 
 
@@ -576,6 +590,7 @@ def _probe_and_domain_accuracy(ext, cfg, palette):
     return linear_probe_accuracy(codes[0], domains[0], codes[1], domains[1], NUM_DOMAINS), dom
 
 
+@pytest.mark.slow
 def test_short_training_disentangles_two_domains():
     ext = _extension(LR=2e-3)
     cfg, model = ext.cfg, ext.model
@@ -658,7 +673,7 @@ def test_adversary_term_trains_e_id_and_c_adv_as_its_mode_says(adversary):
 
 
 def test_warm_up_trains_the_disentangler_alone_for_its_iterations():
-    ext = _extension(LR=2e-3, WARMUP_ITERS=60)
+    ext = _extension(LR=2e-3, WARMUP_ITERATIONS=30)
     cfg = ext.cfg
     palette, draws = _identity_palette(), torch.Generator().manual_seed(1)
     # A loader shorter than the warm-up: it is iterated again until the count is reached.
@@ -675,23 +690,23 @@ def test_warm_up_trains_the_disentangler_alone_for_its_iterations():
     steps = []
     original_step = ext.optimizer.step
     ext.optimizer.step = lambda *args, **kwargs: (steps.append(1), original_step(*args, **kwargs))[1]
-    ext.warm_up(loader, Precision(device=torch.device("cpu")))
-    assert len(steps) == 60
+    ext.warm_up(loader, DeviceSetup(device=torch.device("cpu")))
+    assert len(steps) == 30
     assert reconstruction_error() < 0.6 * before
 
     ext.warmup_iters = 0
-    ext.warm_up(loader, Precision(device=torch.device("cpu")))
-    assert len(steps) == 60
+    ext.warm_up(loader, DeviceSetup(device=torch.device("cpu")))
+    assert len(steps) == 30
 
 
 def test_warm_up_stops_at_a_non_finite_loss_before_updating():
-    ext = _extension(WARMUP_ITERS=5)
+    ext = _extension(WARMUP_ITERATIONS=5)
     batch = _batch(_cfg(), _pk_pids(torch.Generator().manual_seed(1)), _identity_palette(),
                    torch.Generator().manual_seed(2))
     batch["images"][0, 0, 0, 0] = float("nan")
     before = {name: value.clone() for name, value in ext.disentangler.state_dict().items()}
     with pytest.raises(NonFiniteLossError, match="warm-up iteration 1: img_rec nan"):
-        ext.warm_up([batch], Precision(device=torch.device("cpu")))
+        ext.warm_up([batch], DeviceSetup(device=torch.device("cpu")))
     after = ext.disentangler.state_dict()
     assert all(torch.equal(before[name], after[name]) for name in before)
 
@@ -740,6 +755,15 @@ def test_visualize_swaps_tool_draws_the_grid_from_a_checkpoint(tmp_path, monkeyp
         tile = 3 * SIZE
         side = tile + 6 + 3 * (tile + 2) - 2
         assert picture.size == (side, side)
+        pixels = np.asarray(picture.convert("RGB")).astype(int)
+    # The margins are the folders' images: a corner of each is its background, plain grey in the ID
+    # sources (domain 0), the colour cast of domain 1 in the domain sources; the top-left cell is blank.
+    grey, cast = np.full(3, 0.85 * 255), (0.6 * 0.85 + np.array([0.25, 0.15, 0.0])) * 255
+    assert (pixels[:tile, :tile] == 255).all()
+    for index in range(3):
+        start = tile + 6 + index * (tile + 2)
+        assert np.abs(pixels[start + 2, 2] - grey).max() < 12, index
+        assert np.abs(pixels[2, start + 2] - cast).max() < 12, index
 
 
 def test_visualize_swaps_tool_names_a_checkpoint_without_the_module(tmp_path, monkeypatch):
@@ -755,13 +779,13 @@ def test_warm_up_depends_on_the_seed_alone_and_its_cache_is_reused_only_for_its_
     cache = str(tmp_path / "warm.pt")
     palette, draws = _identity_palette(), torch.Generator().manual_seed(1)
     loader = [_batch(_cfg(), _pk_pids(draws), palette, draws) for _ in range(4)]
-    precision = Precision(device=torch.device("cpu"))
+    device_setup = DeviceSetup(device=torch.device("cpu"))
 
     def warmed(consumed, **image):
         torch.manual_seed(0)
         torch.randn(consumed)  # whatever ran before the extension was built (e.g. the feature level)
-        ext = _extension(LR=2e-3, WARMUP_ITERS=6, **image)
-        ext.warm_up(loader, precision)
+        ext = _extension(LR=2e-3, WARMUP_ITERATIONS=6, **image)
+        ext.warm_up(loader, device_setup)
         return ext
 
     fresh = warmed(0)

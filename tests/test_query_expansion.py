@@ -5,11 +5,11 @@ import torch
 import torch.nn.functional as F
 
 from config import load_cfg
-from engine.evaluator import build_reid_metric
+from engine.evaluator import ReIDMetric, build_reid_metric
 from test_reid_metric import random_case
 from utils.query_expansion import average_query_expansion
 from utils.re_ranking import re_ranking
-from utils.reid_metric import ReIDMetric, evaluate_distance_matrix, evaluate_features
+from utils.reid_metric import evaluate_distance_matrix, evaluate_features
 
 # Unit directions q0 (1, 0), q1 (.6, .8), g0 (.8, .6), g1 (0, 1); cosine similarities
 # q0.g0 .8, q0.q1 .6, q0.g1 0, q1.g0 .96, q1.g1 .8, g0.g1 .6. With k = 2 each feature averages

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from utils import nearest_neighbours
 from utils import re_ranking as rr
 from utils.errors import UserError
 
@@ -54,7 +55,7 @@ def clustered_features(seed, num_query, num_gallery, dim=16, num_ids=25):
 @pytest.mark.parametrize("k1, k2, lambda_value", [(20, 6, 0.3), (7, 1, 0.5), (5, 3, 0.0)])
 def test_equals_dense_textbook_version(monkeypatch, k1, k2, lambda_value):
     # small blocks and work buffers: several distance blocks (one straddling query and gallery), many chunks
-    monkeypatch.setattr(rr, "_BLOCK", 64)
+    monkeypatch.setattr(nearest_neighbours, "BLOCK", 64)
     monkeypatch.setattr(rr, "_WORK_BYTES", 64 * 1024)
     qf, gf = clustered_features(k1, 70, 230)
     expected = textbook_re_ranking(qf, gf, k1, k2, lambda_value)
@@ -74,7 +75,7 @@ def test_refuses_up_front_when_memory_is_short(monkeypatch):
     def never(*args):
         raise AssertionError("the distance pass started")
 
-    monkeypatch.setattr(rr, "_neighbours_and_distances", never)
+    monkeypatch.setattr(rr, "nearest_neighbours", never)
     qf, gf = clustered_features(0, 50, 200)
     with pytest.raises(UserError, match="TEST.RE_RANKING"):
         rr.re_ranking(qf, gf, max_memory_gb=0.001)

@@ -4,11 +4,13 @@ import pytest
 import torch
 from ignite.engine import Engine
 
-from utils import reid_metric
+from engine.evaluator import ReIDMetric
+from utils import ranking_statistics
+from utils.distances import compute_distance_matrix
 from utils.errors import UserError
 from utils.re_ranking import re_ranking
-from utils.reid_metric import (ReIDMetric, NoValidQueryError, compute_distance_matrix, eval_func,
-                               eval_func_with_minp, evaluate_distance_matrix, evaluate_features)
+from utils.reid_metric import (NoValidQueryError, eval_func, eval_func_with_minp, evaluate_distance_matrix,
+                               evaluate_features)
 
 
 def classic_loop(distmat, q_pids, g_pids, q_camids, g_camids, max_rank):
@@ -121,7 +123,7 @@ def test_blocked_evaluator_equals_dense_evaluator(distance, clustered):
 
 @pytest.mark.parametrize("dense_fraction", [-1.0, 2.0])
 def test_both_search_strategies_and_not_normalised(monkeypatch, dense_fraction):
-    monkeypatch.setattr(reid_metric, "_DENSE_FRACTION", dense_fraction)
+    monkeypatch.setattr(ranking_statistics, "DENSE_FRACTION", dense_fraction)
     for seed in range(3):
         qf, gf, *labels = random_case(10 + seed, num_query=400, num_gallery=300, clustered=seed == 1)
         dense = compute_distance_matrix(qf, gf, "euclidean", False).numpy()

@@ -13,6 +13,8 @@ from engine.trainer import do_train
 from tool_runs import finish, run_tool, start_tool, write_config
 from utils.errors import UserError
 
+pytestmark = pytest.mark.slow
+
 EPOCHS, ITERATIONS = 3, 3
 
 

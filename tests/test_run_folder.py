@@ -29,7 +29,7 @@ from utils.errors import UserError
 
 def _cfg(root, out, *overrides):
     cfg = small_run_cfg(root, out, "SOLVER.IMS_PER_BATCH", 16, "SOLVER.MAX_EPOCHS", 1, "SOLVER.ITERS_PER_EPOCH", 1,
-                        "SOLVER.WARMUP_ITERS", 0, "SOLVER.STEPS", [5], "SOLVER.CHECKPOINT_PERIOD", 1,
+                        "SOLVER.WARMUP_EPOCHS", 0, "SOLVER.STEPS", [5], "SOLVER.CHECKPOINT_PERIOD", 1,
                         "SOLVER.EVAL_PERIOD", 0, "SOLVER.LOG_PERIOD", 1, *overrides)
     return cfg
 
@@ -61,6 +61,7 @@ def _wait_for(condition, process, what):
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_a_second_run_on_a_held_folder_is_refused_and_the_first_completes(live_runs):
     process, out, config = live_runs["held"]
     lock = os.path.join(out, LOCK_NAME)
@@ -88,6 +89,7 @@ def test_a_second_run_on_a_held_folder_is_refused_and_the_first_completes(live_r
     assert not os.path.exists(lock)
 
 
+@pytest.mark.slow
 def test_sigterm_is_logged_as_an_interruption(live_runs):
     process, out, _ = live_runs["terminated"]
     log = os.path.join(out, "log.txt")
@@ -117,6 +119,7 @@ def trained_run(tmp_path_factory):
     return root, str(tmp / "A")
 
 
+@pytest.mark.slow
 def test_resume_into_another_runs_folder_is_refused_and_leaves_it_unchanged(trained_run, tmp_path):
     root, run_a = trained_run
     run_b = tmp_path / "B"
@@ -134,6 +137,7 @@ def test_resume_into_another_runs_folder_is_refused_and_leaves_it_unchanged(trai
     assert files_under(run_a) == before_a
 
 
+@pytest.mark.slow
 def test_resume_writes_into_its_own_folder_and_applies_or_refuses_each_changed_key(trained_run, tmp_path):
     root, run_a = trained_run
     run = tmp_path / "run"

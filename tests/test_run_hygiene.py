@@ -11,9 +11,9 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import small_run_cfg
-from engine.train_logging import Reporter, flatten_numbers, show_progress_bar
+from engine.train_logging import TensorBoardWriter, flatten_numbers, show_progress_bar
 from tiny_datasets import make_tree
-from tool_runs import ONE_THREAD_ENV, TIMEOUT, run_tool, tool_command, write_config
+from tool_runs import ONE_THREAD_ENV, TIMEOUT, run_tool_in_process, tool_command, write_config
 from utils.atomic_io import atomic_write_text
 
 
@@ -33,7 +33,7 @@ def trained(tmp_path_factory):
     nohup (stdout and stderr to one file), progress bar switched on, umask 022."""
     tmp = tmp_path_factory.mktemp("hygiene")
     cfg = small_run_cfg(make_tree(str(tmp / "data")), tmp / "run", "SOLVER.IMS_PER_BATCH", 16,
-                        "SOLVER.MAX_EPOCHS", 1, "SOLVER.ITERS_PER_EPOCH", 2, "SOLVER.WARMUP_ITERS", 0,
+                        "SOLVER.MAX_EPOCHS", 1, "SOLVER.ITERS_PER_EPOCH", 2, "SOLVER.WARMUP_EPOCHS", 0,
                         "SOLVER.EVAL_PERIOD", 1, "SOLVER.LOG_PERIOD", 1, "SOLVER.PROGRESS_BAR", True)
     config = write_config(cfg, tmp / "run.yml")
     console = tmp / "nohup.out"
@@ -45,6 +45,7 @@ def trained(tmp_path_factory):
     return cfg.OUTPUT_DIR, config, output
 
 
+@pytest.mark.slow
 def test_redirected_output_has_no_progress_bar_frames_and_an_epoch_line(trained):
     _, _, output = trained
     assert "\r" not in output and "Iteration: [" not in output
@@ -52,6 +53,7 @@ def test_redirected_output_has_no_progress_bar_frames_and_an_epoch_line(trained)
     assert len(lines) == 1 and ": loss " in lines[0] and ", acc " in lines[0], lines
 
 
+@pytest.mark.slow
 def test_per_iteration_debug_lines_are_opt_in(trained):
     out, _, _ = trained
     with open(os.path.join(out, "log.txt")) as handle:
@@ -60,6 +62,7 @@ def test_per_iteration_debug_lines_are_opt_in(trained):
     assert " DEBUG: iteration " not in log
 
 
+@pytest.mark.slow
 def test_tensorboard_gets_smoothed_terms_lr_and_evaluation(trained):
     out, _, _ = trained
     events = EventAccumulator(out)
@@ -70,6 +73,7 @@ def test_tensorboard_gets_smoothed_terms_lr_and_evaluation(trained):
     assert [event.step for event in events.Scalars("train/loss")] == [1, 2]
 
 
+@pytest.mark.slow
 def test_test_tool_writes_beside_the_run_never_over_it_and_files_are_0644(trained):
     out, config, _ = trained
     weight = os.path.join(out, "model_final.pth")
@@ -94,7 +98,7 @@ def test_test_tool_writes_beside_the_run_never_over_it_and_files_are_0644(traine
     assert {name: mode for name, mode in modes.items() if mode != 0o644} == {}
 
     # Pointing OUTPUT_DIR at the run itself is refused before anything is written.
-    code, _, err = run_tool("test.py", "--config_file", config, "TEST.WEIGHT", weight, "OUTPUT_DIR", out)
+    code, _, err = run_tool_in_process("test.py", "--config_file", config, "TEST.WEIGHT", weight, "OUTPUT_DIR", out)
     assert code == 2 and "is a training run's folder (it holds config.yaml)" in err, err[-2000:]
     with open(os.path.join(out, "metrics.json"), "rb") as handle:
         assert handle.read() == training_metrics
@@ -133,11 +137,11 @@ def test_evaluation_numbers_are_flattened_into_tags():
 
 
 def test_validation_numbers_and_diagnostics_get_their_own_tags(tmp_path):
-    reporter = Reporter(str(tmp_path))
-    reporter.log_evaluation(3, {"mAP": 0.5, "rank1": 0.6, "num_query": 9, "unreadable_query": 0,
+    writer = TensorBoardWriter(str(tmp_path))
+    writer.log_evaluation(3, {"mAP": 0.5, "rank1": 0.6, "num_query": 9, "unreadable_query": 0,
                                 "validation": {"mAP": 0.7, "rank1": 0.8, "num_query": 4},
                                 "diagnostics": {"domain_probe": 0.25}})
-    reporter.close()
+    writer.close()
     events = EventAccumulator(str(tmp_path))
     events.Reload()
     assert set(events.Tags()["scalars"]) == {"target/mAP", "target/rank1", "validation/mAP", "validation/rank1",

@@ -25,7 +25,7 @@ def test_warmup_multistep_values_per_epoch_without_warnings():
         warnings.simplefilter("error")
         optimizer = make_optimizer(cfg, model)
         scheduler = WarmupMultiStepLR(optimizer, cfg.SOLVER.STEPS, cfg.SOLVER.GAMMA, cfg.SOLVER.WARMUP_FACTOR,
-                                      cfg.SOLVER.WARMUP_ITERS, cfg.SOLVER.WARMUP_METHOD)
+                                      cfg.SOLVER.WARMUP_EPOCHS, cfg.SOLVER.WARMUP_METHOD)
         seen = {}
         for epoch in range(71):
             seen[epoch] = scheduler.get_last_lr()[0]

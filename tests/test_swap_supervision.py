@@ -23,13 +23,8 @@ from modeling.frozen_statistics import frozen_batchnorm_statistics
 from modeling.reid_teacher import ReIDTeacher
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: a second intra-op thread gains nothing and spins when the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Small tensors: one torch thread for the whole module (conftest.one_torch_thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class _ChannelCodes(nn.Module):

@@ -13,27 +13,25 @@ import utils.re_ranking as re_ranking_module
 from conftest import small_run_cfg
 from data import make_test_data
 from data.image_loading import read_image
-from engine.evaluator import extract_batch_features
-from engine.feature_extraction import extract_features, extract_to_file
-from engine.runtime import Precision
-from engine.tester import build_test_model
+from engine.evaluator import extract_batch_features, extract_features
+from engine.runtime import DeviceSetup
+from engine.tester import build_test_model, extract_to_file
 from modeling import build_model
+from tiny_datasets import make_tree
 from tool_runs import run_tool, write_config
 from utils.errors import UserError
-from utils.metrics_report import plot_cmc
-from utils.query_ranking import rank_queries
-from utils.rank_visualization import (GAP, MATCH_COLOUR, QUERY_COLOUR, TEXT_COLOUR, TILE_BACKGROUND, WRONG_COLOUR,
-                                     draw_ranking)
-from utils.reid_metric import NoValidQueryError, compute_distance_matrix, eval_func
+from utils.distances import compute_distance_matrix
+from utils.ranking_statistics import rank_queries
+from utils.reid_metric import NoValidQueryError, eval_func
+from utils.visualization import (GAP, MATCH_COLOUR, QUERY_COLOUR, TEXT_COLOUR, TILE_BACKGROUND, WRONG_COLOUR,
+                                 draw_ranking, plot_cmc)
 
-CPU = Precision(device=torch.device("cpu"))
+CPU = DeviceSetup(device=torch.device("cpu"))
 
 
-@pytest.fixture(scope="module")
-def checkpoint_run(demo_root, tmp_path_factory):
+def _checkpoint(root, folder):
     """(cfg with TEST.WEIGHT set, its YAML file): a freshly built resnet18 saved as a BoT state dict."""
-    folder = tmp_path_factory.mktemp("test_tools")
-    cfg = small_run_cfg(demo_root, folder / "run")
+    cfg = small_run_cfg(root, folder / "run")
     torch.manual_seed(0)
     weight = folder / "model.pth"
     torch.save(build_model(cfg, num_classes=7).state_dict(), weight)
@@ -41,8 +39,14 @@ def checkpoint_run(demo_root, tmp_path_factory):
     return cfg, write_config(cfg, folder / "config.yml")
 
 
-def test_test_refuses_re_ranking_that_cannot_fit_before_embedding(checkpoint_run, monkeypatch):
-    cfg, _ = checkpoint_run
+@pytest.fixture(scope="module")
+def checkpoint_run(demo_root, tmp_path_factory):
+    """A checkpoint on the demo data (_checkpoint)."""
+    return _checkpoint(demo_root, tmp_path_factory.mktemp("test_tools"))
+
+
+def test_test_refuses_re_ranking_that_cannot_fit_before_embedding(tmp_path, monkeypatch):
+    cfg, _ = _checkpoint(make_tree(str(tmp_path / "data")), tmp_path)
     cfg = cfg.clone()
     cfg.TEST.RE_RANKING = "yes"
 
@@ -55,6 +59,7 @@ def test_test_refuses_re_ranking_that_cannot_fit_before_embedding(checkpoint_run
         tester.do_test(cfg)
 
 
+@pytest.mark.slow
 def test_extract_features_tool_writes_a_split_and_a_folder_gives_the_same_features(checkpoint_run, tmp_path):
     cfg, config_file = checkpoint_run
     out = tmp_path / "query.npz"
@@ -78,8 +83,7 @@ def test_extract_features_tool_writes_a_split_and_a_folder_gives_the_same_featur
     for name in names[:2]:
         shutil.copy(os.path.join(query_dir, name), folder / name)
     shutil.copy(os.path.join(query_dir, names[2]), folder / "zz_snapshot.jpg")
-    model = build_test_model(cfg)
-    extracted = extract_to_file(cfg, model, CPU, str(tmp_path / "folder.npz"), folder=str(folder))
+    extracted = extract_to_file(cfg, str(tmp_path / "folder.npz"), folder=str(folder))
     assert extracted.pids.tolist() == [pids[0], pids[1], -1]
     assert extracted.camids.tolist() == [camids[0], camids[1], -1]
     torch.testing.assert_close(extracted.features, torch.from_numpy(features[:3]), rtol=1e-4, atol=1e-5)
@@ -87,6 +91,7 @@ def test_extract_features_tool_writes_a_split_and_a_folder_gives_the_same_featur
         assert saved["features"].shape == (3, 512) and saved["pids"].tolist() == [pids[0], pids[1], -1]
 
 
+@pytest.mark.slow
 def test_visualize_ranks_draws_the_worst_queries_first(checkpoint_run, tmp_path):
     cfg, config_file = checkpoint_run
     out = tmp_path / "ranks"
@@ -178,14 +183,34 @@ def test_rank_picture_frames_matches_green_and_the_rest_red():
         draw_ranking(query, gallery, [True, False], "header", tile_size=tile)
 
 
-def test_cmc_plot_is_a_png_beside_metrics_json(tmp_path):
-    metrics = {"cmc": list(np.linspace(0.3, 1.0, 50)), "mAP": 0.25}
-    path = plot_cmc(str(tmp_path), metrics, label="opri")
+def _curve_rows(path):
+    """The mean row of the curve's pixels (matplotlib's first colour, #1f77b4) in each fifth of the plot's
+    width, top to bottom = 100% to 0%."""
+    with Image.open(path) as picture:
+        assert picture.format == "PNG"
+        pixels = np.asarray(picture.convert("RGB")).astype(int)
+    curve = np.abs(pixels - np.array([0x1f, 0x77, 0xb4])).sum(axis=2) < 60
+    columns = np.nonzero(curve.any(axis=0))[0]
+    fifths = np.array_split(np.arange(columns.min(), columns.max() + 1), 5)
+    return [np.nonzero(curve[:, part])[0].mean() for part in fifths]
+
+
+def test_cmc_plot_is_a_png_beside_metrics_json_that_draws_the_curve(tmp_path):
+    rising = {"cmc": list(np.linspace(0.2, 1.0, 50)), "mAP": 0.25}
+    path = plot_cmc(str(tmp_path), rising, label="opri")
     assert path == str(tmp_path / "cmc.png")
     with Image.open(path) as picture:
-        picture.verify()
-    with Image.open(path) as picture:
-        assert picture.format == "PNG" and picture.size == (500, 400)
+        assert picture.format == "PNG"
+    # Without a label, so that the legend's sample line is not counted as the curve.
+    for name in ("rising", "flat"):
+        (tmp_path / name).mkdir()
+    rows = _curve_rows(plot_cmc(str(tmp_path / "rising"), rising))
+    # A rising CMC climbs from left to right (rows count downwards).
+    assert all(later < earlier for earlier, later in zip(rows, rows[1:])), rows
+    flat_rows = _curve_rows(plot_cmc(str(tmp_path / "flat"), {"cmc": [0.5] * 50, "mAP": 0.25}))
+    assert max(flat_rows) - min(flat_rows) < 2
+    # 50% sits between the rising curve's first (20%) and last (100%) values.
+    assert rows[-1] < flat_rows[0] < rows[0]
 
 
 def test_flip_averages_the_features_of_the_image_and_its_mirror():

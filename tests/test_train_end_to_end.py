@@ -2,13 +2,14 @@
 give the numbers the trainer's last evaluation printed."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from engine.trainer import do_train
+from tool_runs import run_tool_in_process
+
+pytestmark = pytest.mark.slow
 
 # The veri-style test split: 30 identities, 60 queries, 420 gallery images with
 # about 13 true matches each after same-camera removal; a random ranking gives
@@ -27,7 +28,8 @@ RUNS = {
 
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_training_learns_and_test_tool_reproduces_its_numbers(name, run_cfg, tmp_path):
-    cfg = run_cfg("SOLVER.MAX_EPOCHS", 4, "SOLVER.ITERS_PER_EPOCH", 25, "SOLVER.BASE_LR", 1e-3,
+    # 40 iterations: both runs end well above 3x chance (mAP about 0.27 and 0.29 on this split).
+    cfg = run_cfg("SOLVER.MAX_EPOCHS", 4, "SOLVER.ITERS_PER_EPOCH", 10, "SOLVER.BASE_LR", 1e-3,
                   "SOLVER.STEPS", [3], "SOLVER.CHECKPOINT_PERIOD", 4, "SOLVER.EVAL_PERIOD", 4,
                   "DATASETS.TARGET", "veri", *RUNS[name])
     cfg.freeze()
@@ -56,10 +58,9 @@ def test_training_learns_and_test_tool_reproduces_its_numbers(name, run_cfg, tmp
         assert diagnostics["mi_grad_ratio"] > 0
 
     test_dir = tmp_path / "test_out"
-    command = [sys.executable, "tools/test.py", "--config_file", os.path.join(out, "config.yaml"),
-               "TEST.WEIGHT", os.path.join(out, "checkpoint_4.pt"), "OUTPUT_DIR", str(test_dir)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
+    code, _, err = run_tool_in_process("test.py", "--config_file", os.path.join(out, "config.yaml"),
+                                       "TEST.WEIGHT", os.path.join(out, "checkpoint_4.pt"), "OUTPUT_DIR", test_dir)
+    assert code == 0, err[-3000:]
     tested = json.load(open(test_dir / "metrics.json"))
     for key in ("mAP", "rank1", "rank5", "rank10", "mINP"):
         assert tested[key] == pytest.approx(metrics[key], abs=1e-6), key

@@ -2,16 +2,17 @@
 import os
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 from conftest import small_run_cfg
 from data.reid_folder import ImageRecord
-from engine.feature_visualization import sample_identities
+from engine.visualization import sample_identities
 from modeling import build_model
 from tiny_datasets import make_tree
 from tool_runs import run_tool, write_config
-from utils.feature_plot import _DOMAIN_COLOURS
+from utils.visualization import DOMAIN_COLOURS
 
 
 def _has_colour(picture, hex_colour, box):
@@ -21,6 +22,7 @@ def _has_colour(picture, hex_colour, box):
     return int((np.abs(pixels - rgb).sum(axis=1) < 40).sum())
 
 
+@pytest.mark.slow
 def test_visualize_features_writes_both_panels_into_the_test_folder(tmp_path):
     cfg = small_run_cfg(make_tree(str(tmp_path / "data")), tmp_path / "run")
     torch.manual_seed(0)
@@ -36,8 +38,8 @@ def test_visualize_features_writes_both_panels_into_the_test_folder(tmp_path):
         width, height = picture.size
         left = (0, 40, width // 2, height)
         # both domains drawn in the left panel: veri-style training images (16) and opri-style test images (7)
-        assert _has_colour(picture, _DOMAIN_COLOURS[0], left) > 50
-        assert _has_colour(picture, _DOMAIN_COLOURS[1], left) > 20
+        assert _has_colour(picture, DOMAIN_COLOURS[0], left) > 50
+        assert _has_colour(picture, DOMAIN_COLOURS[1], left) > 20
     with open(tmp_path / "run" / "test_model" / "visualize_features_log.txt") as handle:
         assert "features of 23 images (VeRi-776 train: 16, Opri test: 7)" in handle.read()
     assert not os.path.exists(tmp_path / "run" / "features_tsne.png")

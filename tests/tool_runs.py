@@ -10,8 +10,8 @@ import sys
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# One thread per process: at 32 px the ops are too small to gain from a second thread, and on a
-# shared 2-core machine a team of 2 OpenMP threads waits for cores (a resnet18 step measured 20x slower).
+# One thread per process: the tests' ops (32 px images) are too small to gain from a second thread,
+# and a team of OpenMP threads waits for cores whenever the tests' processes share them.
 ONE_THREAD_ENV = dict(os.environ, OMP_NUM_THREADS="1")
 # Generous: the machine may be shared; a run that hangs still fails the test.
 TIMEOUT = 600
@@ -115,16 +115,36 @@ def train_and_read_losses(cfg):
     return [line for line in handler.lines if line.startswith("iteration ")], metrics
 
 
+def _fresh_process_logging():
+    """The logging a new interpreter starts with: no tool's handlers (they write to one call's streams and
+    files), and "jifd" holding only utils.logger's early-records handler, empty, so that a tool run replays
+    its own config warnings, and only those, into its log as a first run does."""
+    from utils import logger as jifd_logging
+
+    for name in ("jifd", "py.warnings"):
+        for handler in list(logging.getLogger(name).handlers):
+            logging.getLogger(name).removeHandler(handler)
+            handler.close()
+    logging.captureWarnings(False)
+    root = logging.getLogger("jifd")
+    root.setLevel(logging.NOTSET)
+    root.propagate = True
+    jifd_logging._early.records.clear()
+    root.addHandler(jifd_logging._early)
+
+
 def run_tool_in_process(tool, *args):
     """(exit code, stdout, stderr) of tools/<tool> run in this process, as ``run_tool`` gives them.
 
-    For runs that stop early, where a new interpreter (importing torch again costs seconds on a
-    loaded machine) adds nothing: the entry point, run_cli and its exit code are the same. stdout and
-    stderr are strict UTF-8 streams, as a process's are under a UTF-8 locale.
+    For runs where a new interpreter (importing torch again costs seconds) adds nothing: the entry point,
+    run_cli and its exit code are the same, and logging starts as in a new interpreter. stdout and stderr
+    are strict UTF-8 streams, as a process's are under a UTF-8 locale. The tests that must see a real
+    process (signals, locks, umask, torchrun, the interpreter's own exit) use run_tool.
     """
     out, err = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict") for _ in range(2))
     argv = sys.argv
     sys.argv = [tool, *map(str, args)]
+    _fresh_process_logging()
     code = None
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), one_thread():
@@ -133,11 +153,7 @@ def run_tool_in_process(tool, *args):
         code = exited.code
     finally:
         sys.argv = argv
-        # The tool's handlers write to this call's streams and files; later tests set up their own.
-        for name in ("jifd", "py.warnings"):
-            for handler in list(logging.getLogger(name).handlers):
-                logging.getLogger(name).removeHandler(handler)
-                handler.close()
+        _fresh_process_logging()
     texts = []
     for stream in (out, err):
         stream.flush()

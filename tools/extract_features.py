@@ -7,9 +7,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from engine.feature_extraction import extract_to_file  # noqa: E402
-from engine.runtime import resolve_device, resolve_precision  # noqa: E402
-from engine.tester import build_test_model  # noqa: E402
+from engine.tester import extract_to_file  # noqa: E402
 from utils.cli import run_cli, start_test_tool  # noqa: E402
 
 
@@ -27,10 +25,7 @@ def main():
                              "(default DATASETS.TARGET; for --split train the first of DATASETS.SOURCES)")
     parser.add_argument("--out", required=True, help="the .npz file to write")
     args, cfg = start_test_tool(parser, "extract_features_log.txt")
-    device = resolve_device(cfg.MODEL.DEVICE)
-    precision = resolve_precision(cfg, device)
-    model = precision.prepare_model(build_test_model(cfg))
-    extract_to_file(cfg, model, precision, args.out, folder=args.folder, split=args.split, dataset=args.dataset)
+    extract_to_file(cfg, args.out, folder=args.folder, split=args.split, dataset=args.dataset)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from data.demo_data import PRESETS, describe_summary, generate_demo_data  # noqa: E402
+from data.demo import PRESETS, describe_summary, generate_demo_data  # noqa: E402
 from utils.cli import run_cli  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 

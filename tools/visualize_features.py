@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from engine.feature_visualization import CHOICES, visualize_features  # noqa: E402
+from engine.visualization import FEATURE_MAP_CHOICES, visualize_features  # noqa: E402
 from utils.cli import run_cli, start_test_tool  # noqa: E402
 
 
@@ -16,7 +16,7 @@ def main():
     parser = argparse.ArgumentParser(
         description="Draw a t-SNE map of TEST.WEIGHT's features of the sources' training images and the "
                     "target's test images: one panel coloured by domain, one by identity.")
-    parser.add_argument("--what", default="both", choices=CHOICES,
+    parser.add_argument("--what", default="both", choices=FEATURE_MAP_CHOICES,
                         help="the sources' training images, the target's query + gallery, or both (default)")
     parser.add_argument("--per_domain", type=int, default=300, help="images per domain (whole identities)")
     parser.add_argument("--num_ids", type=int, default=12, help="identities drawn in colour in the right panel")

@@ -7,7 +7,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from engine.visualize_ranks import TOP_K, visualize_ranks  # noqa: E402
+from engine.visualization import TOP_K, visualize_ranks  # noqa: E402
 from utils.cli import run_cli, start_test_tool  # noqa: E402
 
 

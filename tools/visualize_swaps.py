@@ -13,7 +13,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from config import load_cfg  # noqa: E402
 from engine.runtime import resolve_device  # noqa: E402
-from engine.swap_pictures import (  # noqa: E402
+from engine.visualization import (  # noqa: E402
     default_grid_folders, load_image_disentangler, swap_grid_from_folders)
 from utils.cli import add_config_arguments, run_cli  # noqa: E402
 from utils.errors import UserError  # noqa: E402

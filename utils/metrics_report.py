@@ -1,9 +1,8 @@
-"""How results reach the user: a console table, metrics.json and a CMC plot."""
+"""How results reach the user: a console table and metrics.json (the CMC plot: utils.visualization)."""
 import json
 import os
 
 from .atomic_io import atomic_write_text
-from .file_faults import reported_write_faults
 
 REPORTED = (("mAP", "mAP"), ("rank1", "Rank-1"), ("rank5", "Rank-5"), ("rank10", "Rank-10"), ("mINP", "mINP"))
 
@@ -46,30 +45,4 @@ def write_metrics_json(output_dir, metrics, dataset, weight, validation=None, di
         record["diagnostics"] = {name: float(value) for name, value in diagnostics.items()}
     path = os.path.join(output_dir, "metrics.json")
     atomic_write_text(path, json.dumps(record, indent=2))
-    return path
-
-
-def plot_cmc(output_dir, metrics, label=""):
-    """Save the CMC curve beside metrics.json as cmc.png."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cmc = [100.0 * v for v in metrics["cmc"]]
-    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
-    ax.plot(range(1, len(cmc) + 1), cmc, marker=".", label=label or None)
-    ax.set_xlabel("rank")
-    ax.set_ylabel("matching rate (%)")
-    ax.set_title(f"CMC (mAP {100.0 * metrics['mAP']:.1f}%)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    if label:
-        ax.legend(loc="lower right")
-    path = os.path.join(output_dir, "cmc.png")
-    try:
-        with reported_write_faults(path):
-            fig.savefig(path)
-    finally:
-        plt.close(fig)
     return path

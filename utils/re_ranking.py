@@ -11,10 +11,10 @@ gallery columns.
 
 What differs is the formulation, not the numbers: nothing N x N is built.
 The neighbour lists come from a symmetric blocked pass over the distances
-(each pair computed once) keeping the nearest few per image; the weight
-matrix V and its query expansion are sparse (compressed rows; at most
-k2 * (k1 + 1) * (round(k1/2) + 2) entries per image, in practice tens); the
-Jaccard part runs in query blocks. Memory grows with N (times those
+(each pair computed once) keeping the nearest few per image
+(utils.nearest_neighbours); the weight matrix V and its query expansion are
+sparse (compressed rows; at most k2 * (k1 + 1) * (round(k1/2) + 2) entries
+per image, in practice tens); the Jaccard part runs in query blocks. Memory grows with N (times those
 constants) plus the q x g output (returned dense, float32: 1.95 GB at
 8,917 x 54,756). V is kept in float32 (the public code stores float16 for
 memory). Neighbour ties are broken by index (a stable order). Memory and
@@ -31,18 +31,14 @@ import logging
 import os
 import time
 
-import numpy as np
 import torch
 
 from utils.errors import UserError
 
+from .nearest_neighbours import BLOCK, MARGIN, PairDistances, nearest_neighbours
+
 logger = logging.getLogger("jifd.eval")
 
-# Extra nearest neighbours kept by the blocked pass, so that distance ties at
-# the k-th neighbour are detected (and re-ranked exactly) rather than guessed.
-_MARGIN = 4
-# Rows per block of the symmetric distance pass.
-_BLOCK = 2048
 # Working memory of the chunked steps (expansion, weights, query expansion, Jaccard).
 _WORK_BYTES = 256 * 2 ** 20
 
@@ -66,8 +62,8 @@ def estimate_re_ranking(num_query, num_gallery, dim, k1=20, k2=6, gflops=None):
     qe_entries = num_all * min(num_all, k2 * width)
     peak = (2 * num_all * (dim + 2) * 4             # features, as the two sides of one product
             + num_query * num_gallery * 4           # the output, which holds the distances first
-            + num_all * (keep + _MARGIN) * 12 * 3    # neighbour lists and their merge
-            + 3 * _BLOCK * _BLOCK * 4 + 4 * _BLOCK * (keep + _MARGIN) * 12
+            + num_all * (keep + MARGIN) * 12 * 3    # neighbour lists and their merge
+            + 3 * BLOCK * BLOCK * 4 + 4 * BLOCK * (keep + MARGIN) * 12
             + v_entries * 12                        # V
             + 2 * qe_entries * 12                   # V after query expansion, and its inverted index
             + 2 * _WORK_BYTES)
@@ -104,134 +100,6 @@ def check_re_ranking_fits(num_query, num_gallery, dim, k1=20, k2=6, max_memory_g
         raise UserError(
             f"re-ranking {num_query} queries x {num_gallery} gallery images needs about {peak / 2 ** 30:.1f} GB, "
             f"more than the {max_memory_gb:.1f} GB allowed; set TEST.RE_RANKING 'no' or test on a smaller split")
-
-
-class _Distances:
-    """Squared euclidean distances between all images as one product: [f, |f|^2, 1] . [-2 g, 1, |g|^2]."""
-
-    def __init__(self, probFea, galFea):
-        num_query, dim = probFea.shape
-        self.num_all = num_query + galFea.shape[0]
-        self.left = torch.empty(self.num_all, dim + 2, device=probFea.device)
-        self.left[:num_query, :dim] = probFea
-        self.left[num_query:, :dim] = galFea
-        self.left[:, dim] = torch.linalg.vecdot(self.left[:, :dim], self.left[:, :dim])
-        self.left[:, dim + 1] = 1
-        self.right = torch.empty_like(self.left)
-        torch.mul(self.left[:, :dim], -2, out=self.right[:, :dim])
-        self.right[:, dim] = 1
-        self.right[:, dim + 1] = self.left[:, dim]
-
-    def block(self, rows, cols):
-        return self.left[rows] @ self.right[cols].t()
-
-    def pairs(self, rows, cols):
-        return (self.left[rows] * self.right[cols]).sum(1)
-
-
-class _Nearest:
-    """Running list of the `size` smallest (value, index) per row.
-
-    A row's first block is ranked with topk; after that only entries below
-    the row's largest kept value can enter, so later blocks are filtered by
-    one comparison and only the few survivors are merged.
-    """
-
-    def __init__(self, num_rows, size, device):
-        self.values = torch.full((num_rows, size), float("inf"), device=device)
-        self.index = torch.full((num_rows, size), -1, dtype=torch.int64, device=device)
-        self.bound = torch.full((num_rows,), float("inf"), device=device)
-        self.size = size
-
-    def offer_rows(self, first_row, dist, first_col):
-        """Offer each row of dist (rows first_row.., columns first_col..) to its row."""
-        rows = slice(first_row, first_row + dist.shape[0])
-        if not bool(torch.isfinite(self.bound[rows]).all()):
-            if dist.shape[1] > self.size:
-                values, index = torch.topk(dist, self.size, dim=1, largest=False, sorted=False)
-                index += first_col
-            else:
-                values = dist
-                index = torch.arange(first_col, first_col + dist.shape[1], device=dist.device).expand_as(dist)
-            self._merge(torch.arange(rows.start, rows.stop, device=dist.device), values, index)
-            return
-        row, col = (dist < self.bound[rows, None]).nonzero(as_tuple=True)
-        self._offer(row + first_row, col + first_col, dist[row, col])
-
-    def offer_columns(self, first_row, dist, first_col):
-        """Offer each column of dist to the row of that column's index."""
-        bound = self.bound[first_col:first_col + dist.shape[1]]
-        if not bool(torch.isfinite(bound).all()):
-            self.offer_rows(first_col, dist.t().contiguous(), first_row)
-            return
-        row, col = (dist < bound[None, :]).nonzero(as_tuple=True)
-        by_col = torch.argsort(col, stable=True)
-        row, col = row[by_col], col[by_col]
-        self._offer(col + first_col, row + first_row, dist[row, col])
-
-    def _offer(self, rows, index, values):
-        """Merge candidates given as (receiving row ascending, candidate index, value)."""
-        if len(rows) == 0:
-            return
-        hit_rows, owner, counts = torch.unique_consecutive(rows, return_inverse=True, return_counts=True)
-        slot = torch.arange(len(rows), device=rows.device) - (counts.cumsum(0) - counts)[owner]
-        new_values = torch.full((len(hit_rows), int(counts.max())), float("inf"), device=rows.device)
-        new_index = torch.full(new_values.shape, -1, dtype=torch.int64, device=rows.device)
-        new_values[owner, slot] = values
-        new_index[owner, slot] = index
-        self._merge(hit_rows, new_values, new_index)
-
-    def _merge(self, rows, values, index):
-        merged_values = torch.cat([self.values[rows], values], dim=1)
-        merged_index = torch.cat([self.index[rows], index], dim=1)
-        best_values, best = torch.topk(merged_values, self.size, dim=1, largest=False, sorted=False)
-        self.values[rows] = best_values
-        self.index[rows] = torch.gather(merged_index, 1, best)
-        self.bound[rows] = best_values.amax(1)
-
-
-def _neighbours_and_distances(distances, num_query, keep):
-    """Nearest neighbours per image in the normalised distance, the maxima, and the query x gallery distances.
-
-    Returns (index, normalised distance) of the keep + _MARGIN nearest, in
-    order (the first `keep` exact), each image's maximum distance, and the
-    raw query x gallery distances. Each pair of blocks is computed once and
-    serves the rows of both blocks.
-    """
-    num_all, device = distances.num_all, distances.left.device
-    nearest = _Nearest(num_all, keep + _MARGIN, device)
-    maximum = torch.full((num_all,), float("-inf"), device=device)
-    query_gallery = torch.empty(num_query, num_all - num_query, device=device)
-    starts = range(0, num_all, _BLOCK)
-    # diagonal blocks first: every row is first ranked on a block it owns, then filtered
-    pairs = [(a, a) for a in starts] + [(a, b) for a in starts for b in starts if b > a]
-    for a, b in pairs:
-        rows, cols = slice(a, min(a + _BLOCK, num_all)), slice(b, min(b + _BLOCK, num_all))
-        dist = distances.block(rows, cols)
-        nearest.offer_rows(a, dist, b)
-        maximum[rows] = torch.maximum(maximum[rows], dist.amax(1))
-        if b != a:
-            nearest.offer_columns(a, dist, b)
-            maximum[cols] = torch.maximum(maximum[cols], dist.amax(0))
-        if a < num_query and cols.stop > num_query:
-            q_stop, g_start = min(rows.stop, num_query), max(b, num_query)
-            query_gallery[a:q_stop, g_start - num_query:cols.stop - num_query] = dist[:q_stop - a, g_start - b:]
-    if not bool((maximum > 0).all()):
-        raise ValueError("re-ranking needs distinct features: some image is at distance 0 from all others")
-
-    # order the kept candidates by (normalised distance, index); the first `keep` are exact unless
-    # the last kept candidate ties with the keep-th, in which case the row is ranked in full
-    normalised = nearest.values / maximum[:, None]
-    by_index = torch.argsort(nearest.index, dim=1, stable=True)
-    normalised, index = torch.gather(normalised, 1, by_index), torch.gather(nearest.index, 1, by_index)
-    order = torch.argsort(normalised, dim=1, stable=True)
-    normalised, index = torch.gather(normalised, 1, order), torch.gather(index, 1, order)
-    for row in torch.nonzero(normalised[:, keep - 1] == normalised[:, -1], as_tuple=True)[0].tolist():
-        full = distances.block(slice(row, row + 1), slice(0, num_all))[0] / maximum[row]
-        values, order = torch.sort(full, stable=True)
-        width = min(index.shape[1], num_all)
-        index[row, :width], normalised[row, :width] = order[:width], values[:width]
-    return index, normalised, maximum, query_gallery
 
 
 def _reciprocal(neighbours, k):
@@ -388,28 +256,28 @@ def _jaccard_into(out, v_qe, num_query, lambda_value, maximum):
         a = b
 
 
-def re_ranking(probFea, galFea, k1=20, k2=6, lambda_value=0.3, max_memory_gb=None):
+def re_ranking(query_features, gallery_features, k1=20, k2=6, lambda_value=0.3, max_memory_gb=None):
     """k-reciprocal re-ranked query x gallery distances (numpy float32), sparse and blocked.
 
-    probFea, galFea: query and gallery features (torch or numpy, N x D).
+    query_features, gallery_features: torch or numpy, N x D (the classic code's probFea and galFea).
     max_memory_gb: refuse (UserError) up front when the estimated peak is
     larger; default 80% of physical memory.
     """
-    probFea, galFea = torch.as_tensor(probFea), torch.as_tensor(galFea)
-    num_query, num_gallery = probFea.shape[0], galFea.shape[0]
+    query_features, gallery_features = torch.as_tensor(query_features), torch.as_tensor(gallery_features)
+    num_query, num_gallery = query_features.shape[0], gallery_features.shape[0]
     num_all, half, keep, _ = _sizes(num_query, num_gallery, k1, k2)
     if k1 < 1 or k2 < 1 or not 0 <= lambda_value <= 1:
         raise ValueError(f"re-ranking needs k1 >= 1, k2 >= 1 and 0 <= lambda <= 1, got {k1}, {k2}, {lambda_value}")
     if num_query == 0 or num_gallery == 0 or keep > num_all:
         raise ValueError(f"re-ranking with k1={k1}, k2={k2} needs more than {keep} images and a non-empty "
                          f"query and gallery, got {num_query} + {num_gallery}")
-    device = probFea.device
-    check_re_ranking_fits(num_query, num_gallery, probFea.shape[1], k1, k2, max_memory_gb, device)
+    device = query_features.device
+    check_re_ranking_fits(num_query, num_gallery, query_features.shape[1], k1, k2, max_memory_gb, device)
     started = time.perf_counter()
-    distances = _Distances(probFea, galFea.to(device))
+    distances = PairDistances(query_features, gallery_features.to(device))
     if not bool(torch.isfinite(distances.right[:, -1]).all()):
         raise ValueError("features contain NaN, infinite or too large values; they cannot be re-ranked")
-    near_index, near_value, maximum, out = _neighbours_and_distances(distances, num_query, keep)
+    near_index, near_value, maximum, out = nearest_neighbours(distances, num_query, keep)
     sets = _NeighbourSets(near_index[:, :keep], k1, half)
     v = _weights(distances, maximum, sets, near_index, near_value)
     del sets, distances
